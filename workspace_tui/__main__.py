@@ -1,0 +1,5 @@
+"""``python -m workspace_tui`` runs the ``workspace`` command."""
+
+from workspace_tui.cli import main
+
+main()

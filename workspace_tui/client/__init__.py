@@ -1,0 +1,1 @@
+"""The reconnecting client shared by the TUI and the one-liners."""

@@ -1,0 +1,152 @@
+"""Typed events a :class:`~workspace_tui.client.ChatClient` hands to its consumer.
+
+Everything the TUI and the one-liners learn from the network arrives as one of
+these, in order, from ``ChatClient.events()``. Names are in the past tense.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Union
+
+from workspace_tui.protocol import ChatMessage, Limits, RosterEntry
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "connecting"  # first attempt under way
+    CONNECTED = "connected"  # open, ``connected`` frame received
+    RECONNECTING = "reconnecting"  # lost; waiting ``delay`` seconds before attempt ``attempt``
+    STOPPED = "stopped"  # will not try again; ``reason`` says why
+
+
+@dataclass(slots=True, frozen=True)
+class StateChanged:
+    """The connection moved to another state."""
+
+    state: ConnectionState
+    attempt: int = 0  # the attempt about to be made (RECONNECTING) or that succeeded
+    delay: float | None = None  # seconds until the next attempt (RECONNECTING)
+    reason: str | None = None  # why we are reconnecting or stopped, readable
+    queued: int = 0  # messages in the outbox not yet acknowledged
+    status_code: int | None = None  # HTTP status of a refused handshake (400, 401, 429), if any
+
+
+@dataclass(slots=True, frozen=True)
+class Joined:
+    """The server accepted us (``connected``): who we are, who is here, the limits."""
+
+    user_id: str
+    username: str
+    connected_users: int
+    users: tuple[RosterEntry, ...]
+    limits: Limits
+    resumed: bool  # True when this is a reconnect that resumes with ``since=``
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryReceived:
+    """A ``history`` frame: ``messages`` oldest first, already de-duplicated."""
+
+    messages: tuple[ChatMessage, ...]
+    reason: str  # "join", "resume" or "page"
+    has_more: bool
+    gap: bool = False  # on resume: some missed messages were trimmed from the server's store
+
+
+@dataclass(slots=True, frozen=True)
+class MessageReceived:
+    """A new message from anyone (our own included), never delivered twice."""
+
+    message: ChatMessage
+    own: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class PresenceChanged:
+    user_id: str
+    username: str
+    status: str
+    connections: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class TypingChanged:
+    user_id: str
+    username: str
+    is_typing: bool
+
+
+@dataclass(slots=True, frozen=True)
+class ErrorReceived:
+    """An ``error`` frame not tied to one of our outbox messages."""
+
+    code: str
+    message: str
+    frame_type: str | None = None
+    retry_after_ms: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxEntry:
+    """One message we sent, as kept on disk until the server acknowledges it."""
+
+    client_msg_id: str
+    text: str
+    created_at: str  # ISO 8601 UTC, when the user sent it
+    failed: bool = False
+    error: str | None = None  # the server's reason when failed
+
+
+@dataclass(slots=True, frozen=True)
+class MessagePending:
+    """Our message is in the outbox, on its way (also emitted for queued messages on start)."""
+
+    entry: OutboxEntry
+
+
+@dataclass(slots=True, frozen=True)
+class MessageAcknowledged:
+    """The server stored our message: it has left the outbox."""
+
+    client_msg_id: str
+    message: ChatMessage
+
+
+@dataclass(slots=True, frozen=True)
+class MessageFailed:
+    """The server refused our message for good; it stays in the outbox as failed until retried or discarded."""
+
+    entry: OutboxEntry
+    code: str
+    reason: str
+
+
+ClientEvent = Union[
+    StateChanged,
+    Joined,
+    HistoryReceived,
+    MessageReceived,
+    PresenceChanged,
+    TypingChanged,
+    ErrorReceived,
+    MessagePending,
+    MessageAcknowledged,
+    MessageFailed,
+]
+
+__all__ = [
+    "ClientEvent",
+    "ConnectionState",
+    "ErrorReceived",
+    "HistoryReceived",
+    "Joined",
+    "MessageAcknowledged",
+    "MessageFailed",
+    "MessagePending",
+    "MessageReceived",
+    "OutboxEntry",
+    "PresenceChanged",
+    "StateChanged",
+    "TypingChanged",
+]

@@ -1,0 +1,50 @@
+"""Where workspace keeps its files, in one place.
+
+Everything lives in the platformdirs locations for the app name ``workspace``.
+``WORKSPACE_DATA_DIR`` and ``WORKSPACE_CONFIG_DIR`` override them (tests and
+multi-profile setups use this).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "workspace"
+
+
+def data_dir() -> Path:
+    """The user data directory: the server's store, client outboxes and resume state."""
+    override = os.environ.get("WORKSPACE_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    """The user config directory, holding ``config.toml``."""
+    override = os.environ.get("WORKSPACE_CONFIG_DIR")
+    return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def default_db_path() -> Path:
+    """The embedded server's SQLite store."""
+    return data_dir() / "workspace.sqlite3"
+
+
+def server_slug(url: str) -> str:
+    """A short, filesystem-safe name for a server URL (``127.0.0.1-4000-ab12cd34``)."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[-1].split("?", 1)[0]).strip("-")[:40]
+    digest = hashlib.blake2b(url.encode(), digest_size=4).hexdigest()
+    return f"{readable}-{digest}"
+
+
+def client_state_path(url: str, username: str) -> Path:
+    """The client's outbox and resume state for one server and username."""
+    return data_dir() / "clients" / server_slug(url) / f"{username}.sqlite3"

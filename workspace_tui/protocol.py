@@ -1,0 +1,630 @@
+"""The wire format, shared by the server, the client and the TUI.
+
+Pure: no asyncio, no websockets, no textual. Everything here is a value, a
+check or a conversion, so both ends of a connection agree by construction:
+
+* constants: statuses, limits, error and close codes;
+* checks: :func:`validate_username`, :func:`sanitize_text`;
+* client frames: :func:`parse_client_frame` turns raw text into a typed
+  request or raises :class:`FrameError` carrying the ``error`` frame to send;
+* server frames: ``*_frame`` builders return plain dicts ready for
+  ``json.dumps``, and :func:`parse_server_frame` turns received text back into
+  typed values for clients.
+
+The seed protocol (``../shared/seed/websocket-protocol.md``) is reproduced
+field for field; everything added is documented in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Final, Literal, Union
+
+# -- constants ---------------------------------------------------------------
+
+STATUSES: Final = ("online", "away", "busy", "offline")
+Status = Literal["online", "away", "busy", "offline"]
+
+WS_PATH: Final = "/ws"
+DEFAULT_URL: Final = "ws://127.0.0.1:4000/ws"
+
+MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+MAX_CLIENT_MSG_ID: Final = 64
+MAX_HISTORY_PAGE: Final = 200
+USERNAME_MAX: Final = 32
+
+# Close codes. 1001/1008/1009 are the standard ones the issue names; the 4xxx
+# codes are ours and documented in docs/protocol.md.
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_POLICY: Final = 1008  # flooding past the rate limit
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_IDLE: Final = 4000  # nothing received within the idle timeout
+CLOSE_SLOW_CONSUMER: Final = 4001  # outgoing buffer passed its limit
+
+# Error codes carried by ``error`` frames.
+ERR_INVALID_JSON: Final = "invalid_json"
+ERR_BINARY_FRAME: Final = "binary_frame"
+ERR_UNKNOWN_TYPE: Final = "unknown_type"
+ERR_INVALID_FIELD: Final = "invalid_field"
+ERR_INVALID_STATUS: Final = "invalid_status"
+ERR_EMPTY_TEXT: Final = "empty_text"
+ERR_RATE_LIMITED: Final = "rate_limited"
+ERR_UNAVAILABLE: Final = "unavailable"  # store or broker cannot take the message now
+ERROR_CODES: Final = (
+    ERR_INVALID_JSON,
+    ERR_BINARY_FRAME,
+    ERR_UNKNOWN_TYPE,
+    ERR_INVALID_FIELD,
+    ERR_INVALID_STATUS,
+    ERR_EMPTY_TEXT,
+    ERR_RATE_LIMITED,
+    ERR_UNAVAILABLE,
+)
+# Rejections a client must not retry: the same frame will fail the same way.
+PERMANENT_ERRORS: Final = frozenset(
+    {ERR_INVALID_JSON, ERR_UNKNOWN_TYPE, ERR_INVALID_FIELD, ERR_INVALID_STATUS, ERR_EMPTY_TEXT}
+)
+
+# -- checks ------------------------------------------------------------------
+
+_USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+
+
+def validate_username(name: str | None) -> str | None:
+    """Return ``None`` when *name* is a valid username, else a readable reason."""
+    if not name:
+        return "username is required (?username=NAME)"
+    if len(name) > USERNAME_MAX:
+        return f"username must be at most {USERNAME_MAX} characters"
+    if not _USERNAME_RE.fullmatch(name):
+        return "username may contain only letters, digits, '_', '.' and '-'"
+    return None
+
+
+# ESC-introduced sequences: CSI (ESC [ ... final), OSC/DCS/SOS/PM/APC strings up
+# to BEL or ST, and two-character escapes. The 8-bit C1 introducers (0x9b CSI,
+# 0x9d OSC, 0x90 DCS ...) are matched too, before the C1 sweep below.
+_ESCAPES: Final = re.compile(
+    r"""
+    (?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?          # CSI
+    | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?  # OSC DCS SOS PM APC
+    | \x1b[\x20-\x2f]*[\x30-\x7e]?                                 # other escapes
+    """,
+    re.VERBOSE,
+)
+# C0 controls except TAB and LF, DEL, C1 controls, bidi embeddings/overrides/isolates.
+_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def sanitize_text(text: str) -> str:
+    """Make untrusted text inert for a terminal.
+
+    Removes escape sequences (ANSI/OSC/DCS), C0 controls other than newline and
+    tab, DEL, C1 controls and bidi override/isolate characters; CRLF and lone
+    CR become LF. No HTML escaping: clients render plain text. Lone surrogates
+    (from JSON ``\\udXXX`` escapes) are dropped so the result encodes as UTF-8.
+    """
+    if text.isascii() and text.isprintable():
+        return text  # the common case: nothing to clean
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _ESCAPES.sub("", text)
+    text = _CONTROLS.sub("", text)
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        text = "".join(ch for ch in text if not "\ud800" <= ch <= "\udfff")
+    return text
+
+
+# -- identifiers and time ----------------------------------------------------
+
+
+def user_id_for(username: str) -> str:
+    """The stable ``userId`` of a username: the same on every node and restart."""
+    return "user_" + hashlib.blake2b(username.encode(), digest_size=8).hexdigest()
+
+
+def make_message_id(ms: int, seq: int) -> str:
+    """A message id that sorts (as a string) in acceptance order.
+
+    ``ms`` is a millisecond clock that never goes backwards, ``seq`` orders ids
+    within one millisecond. 13 digits of milliseconds last until the year 2286.
+    """
+    return f"msg_{ms:013d}_{seq:06d}"
+
+
+def message_id_key(message_id: str) -> tuple[int, int] | None:
+    """``(ms, seq)`` of a message id made by :func:`make_message_id`, else ``None``."""
+    m = _MSG_ID_RE.fullmatch(message_id)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+_MSG_ID_RE: Final = re.compile(r"msg_(\d{13})_(\d{6})")
+
+
+def iso_timestamp(ms: int | None = None) -> str:
+    """ISO 8601 UTC with milliseconds and ``Z``: ``2026-01-16T10:00:00.000Z``."""
+    dt = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: str) -> datetime:
+    """The aware UTC datetime of a protocol timestamp."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# -- values ------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class ChatMessage:
+    """A stored chat message, as carried in ``message:new`` and ``history``."""
+
+    id: str
+    user_id: str
+    username: str
+    text: str
+    created_at: str
+    client_msg_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "userId": self.user_id,
+            "username": self.username,
+            "text": self.text,
+            "createdAt": self.created_at,
+        }
+        if self.client_msg_id is not None:
+            data["clientMsgId"] = self.client_msg_id
+        return data
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ChatMessage:
+        return cls(
+            id=_str(data, "id"),
+            user_id=_str(data, "userId"),
+            username=_str(data, "username"),
+            text=_str(data, "text"),
+            created_at=_str(data, "createdAt"),
+            client_msg_id=data.get("clientMsgId") if isinstance(data.get("clientMsgId"), str) else None,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class RosterEntry:
+    """One online user in ``connected.users``."""
+
+    user_id: str
+    username: str
+    status: str
+    connections: int = 1
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "userId": self.user_id,
+            "username": self.username,
+            "status": self.status,
+            "connections": self.connections,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> RosterEntry:
+        conns = data.get("connections", 1)
+        return cls(
+            user_id=_str(data, "userId"),
+            username=_str(data, "username"),
+            status=_str(data, "status"),
+            connections=conns if isinstance(conns, int) and not isinstance(conns, bool) else 1,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """The server's limits, announced in ``connected.limits`` (0 means off)."""
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    messages_per_minute: int = 100
+    max_connections_per_user: int = 3
+    idle_timeout_seconds: float = 300
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "maxPayloadBytes": self.max_payload_bytes,
+            "messagesPerMinute": self.messages_per_minute,
+            "maxConnectionsPerUser": self.max_connections_per_user,
+            "idleTimeoutSeconds": self.idle_timeout_seconds,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Limits:
+        if not isinstance(data, dict):
+            return cls()
+        d = cls()
+        return cls(
+            max_payload_bytes=_num(data.get("maxPayloadBytes"), d.max_payload_bytes),
+            messages_per_minute=_num(data.get("messagesPerMinute"), d.messages_per_minute),
+            max_connections_per_user=_num(data.get("maxConnectionsPerUser"), d.max_connections_per_user),
+            idle_timeout_seconds=_num(data.get("idleTimeoutSeconds"), d.idle_timeout_seconds),
+        )
+
+
+# -- client -> server --------------------------------------------------------
+
+
+class FrameError(Exception):
+    """A client frame the server rejects; :meth:`frame` is the ``error`` to send back."""
+
+    def __init__(self, code: str, message: str, client_msg_id: str | None = None, frame_type: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.client_msg_id = client_msg_id
+        self.frame_type = frame_type
+
+    def frame(self) -> dict[str, Any]:
+        return error_frame(self.code, self.message, client_msg_id=self.client_msg_id, frame_type=self.frame_type)
+
+
+@dataclass(slots=True, frozen=True)
+class SendMessage:
+    """``message:send``; ``text`` is already sanitized and non-empty."""
+
+    text: str
+    client_msg_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class UpdatePresence:
+    """``presence:update`` from a client."""
+
+    status: str
+
+
+@dataclass(slots=True, frozen=True)
+class SetTyping:
+    """``typing:indicator`` from a client."""
+
+    is_typing: bool
+
+
+@dataclass(slots=True, frozen=True)
+class RequestHistory:
+    """``history:request``: up to ``limit`` messages before the id ``before`` (latest if ``None``)."""
+
+    before: str | None = None
+    limit: int = 50
+
+
+@dataclass(slots=True, frozen=True)
+class Ping:
+    """``ping``: an application-level heartbeat, answered with ``pong``."""
+
+    id: Any = None
+
+
+ClientFrame = Union[SendMessage, UpdatePresence, SetTyping, RequestHistory, Ping]
+
+
+def parse_client_frame(raw: str | bytes) -> ClientFrame:
+    """Validate one frame received from a client.
+
+    Raises :class:`FrameError` with the code to report; the caller sends
+    ``exc.frame()`` and keeps the connection open. Unknown fields are ignored.
+    """
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raise FrameError(ERR_BINARY_FRAME, "binary frames are not supported; send JSON text frames")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise FrameError(ERR_INVALID_JSON, "frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise FrameError(ERR_INVALID_JSON, "frame must be a JSON object")
+    kind = obj.get("type")
+    cmid = obj.get("clientMsgId")
+    if kind == "message:send":
+        if cmid is not None and not (isinstance(cmid, str) and 0 < len(cmid) <= MAX_CLIENT_MSG_ID):
+            raise FrameError(
+                ERR_INVALID_FIELD,
+                f"clientMsgId must be a string of 1 to {MAX_CLIENT_MSG_ID} characters",
+                frame_type=kind,
+            )
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise FrameError(ERR_INVALID_FIELD, "text must be a string", cmid, kind)
+        text = sanitize_text(text)
+        if not text.strip():
+            raise FrameError(ERR_EMPTY_TEXT, "message text is empty", cmid, kind)
+        return SendMessage(text, cmid)
+    if kind == "typing:indicator":
+        is_typing = obj.get("isTyping")
+        if not isinstance(is_typing, bool):
+            raise FrameError(ERR_INVALID_FIELD, "isTyping must be true or false", frame_type=kind)
+        return SetTyping(is_typing)
+    if kind == "presence:update":
+        status = obj.get("status")
+        if not isinstance(status, str) or status not in STATUSES:
+            raise FrameError(
+                ERR_INVALID_STATUS, "status must be one of: " + ", ".join(STATUSES), frame_type=kind
+            )
+        return UpdatePresence(status)
+    if kind == "ping":
+        return Ping(obj.get("id"))
+    if kind == "history:request":
+        before = obj.get("before")
+        limit = obj.get("limit", 50)
+        if before is not None and not isinstance(before, str):
+            raise FrameError(ERR_INVALID_FIELD, "before must be a message id string", frame_type=kind)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise FrameError(
+                ERR_INVALID_FIELD, f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}", frame_type=kind
+            )
+        return RequestHistory(before, limit)
+    if not isinstance(kind, str):
+        raise FrameError(ERR_INVALID_FIELD, "type must be a string")
+    raise FrameError(ERR_UNKNOWN_TYPE, f"unknown frame type {kind[:64]!r}", frame_type=kind[:64])
+
+
+def client_frame(request: ClientFrame) -> dict[str, Any]:
+    """The JSON object a client sends for *request* (the inverse of parsing)."""
+    if isinstance(request, SendMessage):
+        out: dict[str, Any] = {"type": "message:send", "text": request.text}
+        if request.client_msg_id is not None:
+            out["clientMsgId"] = request.client_msg_id
+        return out
+    if isinstance(request, UpdatePresence):
+        return {"type": "presence:update", "status": request.status}
+    if isinstance(request, SetTyping):
+        return {"type": "typing:indicator", "isTyping": request.is_typing}
+    if isinstance(request, RequestHistory):
+        out = {"type": "history:request", "limit": request.limit}
+        if request.before is not None:
+            out["before"] = request.before
+        return out
+    out = {"type": "ping"}
+    if request.id is not None:
+        out["id"] = request.id
+    return out
+
+
+# -- server -> client: builders ----------------------------------------------
+
+
+def connected_frame(
+    *,
+    user_id: str,
+    username: str,
+    connected_users: int,
+    users: list[RosterEntry],
+    limits: Limits,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "connected",
+        "userId": user_id,
+        "username": username,
+        "timestamp": timestamp or iso_timestamp(),
+        "connectedUsers": connected_users,
+        "users": [u.to_wire() for u in users],
+        "limits": limits.to_wire(),
+    }
+
+
+def message_new_frame(message: ChatMessage) -> dict[str, Any]:
+    return {"type": "message:new", "data": message.to_wire()}
+
+
+def presence_frame(user_id: str, username: str, status: str, connections: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"userId": user_id, "username": username, "status": status}
+    if connections is not None:
+        data["connections"] = connections
+    return {"type": "presence:update", "data": data}
+
+
+def typing_frame(user_id: str, username: str, is_typing: bool) -> dict[str, Any]:
+    return {"type": "typing:indicator", "data": {"userId": user_id, "username": username, "isTyping": is_typing}}
+
+
+HistoryReason = Literal["join", "resume", "page"]
+
+
+def history_frame(
+    messages: list[ChatMessage],
+    *,
+    reason: HistoryReason,
+    has_more: bool,
+    gap: bool = False,
+    since: str | None = None,
+    before: str | None = None,
+) -> dict[str, Any]:
+    """``history``: ``messages`` oldest first.
+
+    ``hasMore``: older messages exist before the first one (join/page), or more
+    resume frames follow (resume). ``gap``: on resume, messages after ``since``
+    were trimmed from the store and cannot be delivered.
+    """
+    out: dict[str, Any] = {
+        "type": "history",
+        "reason": reason,
+        "messages": [m.to_wire() for m in messages],
+        "hasMore": has_more,
+    }
+    if reason == "resume":
+        out["since"] = since
+        out["gap"] = gap
+    if reason == "page":
+        out["before"] = before
+    return out
+
+
+def error_frame(
+    code: str, message: str, *, client_msg_id: str | None = None, frame_type: str | None = None, retry_after_ms: int | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if client_msg_id is not None:
+        out["clientMsgId"] = client_msg_id
+    if frame_type is not None:
+        out["frameType"] = frame_type
+    if retry_after_ms is not None:
+        out["retryAfterMs"] = retry_after_ms
+    return out
+
+
+def pong_frame(ping_id: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "pong", "timestamp": iso_timestamp()}
+    if ping_id is not None:
+        out["id"] = ping_id
+    return out
+
+
+# -- server -> client: parsing (for clients) ---------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Connected:
+    user_id: str
+    username: str
+    timestamp: str
+    connected_users: int
+    users: tuple[RosterEntry, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(slots=True, frozen=True)
+class MessageNew:
+    message: ChatMessage
+
+
+@dataclass(slots=True, frozen=True)
+class PresenceChanged:
+    user_id: str
+    username: str
+    status: str
+    connections: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class TypingChanged:
+    user_id: str
+    username: str
+    is_typing: bool
+
+
+@dataclass(slots=True, frozen=True)
+class History:
+    messages: tuple[ChatMessage, ...]
+    reason: str
+    has_more: bool
+    gap: bool = False
+    since: str | None = None
+    before: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ServerError:
+    code: str
+    message: str
+    client_msg_id: str | None = None
+    frame_type: str | None = None
+    retry_after_ms: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Pong:
+    id: Any = None
+
+
+ServerFrame = Union[Connected, MessageNew, PresenceChanged, TypingChanged, History, ServerError, Pong]
+
+
+class BadServerFrame(ValueError):
+    """A frame from the server that does not match the protocol."""
+
+
+def parse_server_frame(raw: str | bytes) -> ServerFrame | None:
+    """Typed value of one server frame; ``None`` for an unknown type (ignored, as the document's client does).
+
+    Raises :class:`BadServerFrame` for malformed frames.
+    """
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadServerFrame(f"invalid JSON from server: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadServerFrame("server frame is not an object")
+    kind = obj.get("type")
+    try:
+        if kind == "message:new":
+            return MessageNew(ChatMessage.from_wire(_dict(obj, "data")))
+        if kind == "typing:indicator":
+            d = _dict(obj, "data")
+            return TypingChanged(_str(d, "userId"), _str(d, "username"), bool(d.get("isTyping")))
+        if kind == "presence:update":
+            d = _dict(obj, "data")
+            conns = d.get("connections")
+            return PresenceChanged(
+                _str(d, "userId"), _str(d, "username"), _str(d, "status"), conns if isinstance(conns, int) else None
+            )
+        if kind == "history":
+            msgs = obj.get("messages")
+            if not isinstance(msgs, list):
+                raise BadServerFrame("history.messages must be a list")
+            return History(
+                messages=tuple(ChatMessage.from_wire(m) for m in msgs if isinstance(m, dict)),
+                reason=str(obj.get("reason", "join")),
+                has_more=bool(obj.get("hasMore")),
+                gap=bool(obj.get("gap")),
+                since=obj.get("since") if isinstance(obj.get("since"), str) else None,
+                before=obj.get("before") if isinstance(obj.get("before"), str) else None,
+            )
+        if kind == "connected":
+            users = obj.get("users")
+            return Connected(
+                user_id=_str(obj, "userId"),
+                username=_str(obj, "username"),
+                timestamp=_str(obj, "timestamp"),
+                connected_users=_num(obj.get("connectedUsers"), 0),
+                users=tuple(RosterEntry.from_wire(u) for u in users if isinstance(u, dict))
+                if isinstance(users, list)
+                else (),
+                limits=Limits.from_wire(obj.get("limits")),
+            )
+        if kind == "error":
+            retry = obj.get("retryAfterMs")
+            cmid = obj.get("clientMsgId")
+            ftype = obj.get("frameType")
+            return ServerError(
+                code=str(obj.get("code", "")),
+                message=str(obj.get("message", "")),
+                client_msg_id=cmid if isinstance(cmid, str) else None,
+                frame_type=ftype if isinstance(ftype, str) else None,
+                retry_after_ms=int(retry) if isinstance(retry, (int, float)) and not isinstance(retry, bool) else None,
+            )
+        if kind == "pong":
+            return Pong(obj.get("id"))
+    except (KeyError, TypeError) as exc:
+        raise BadServerFrame(f"malformed {kind} frame: {exc}") from None
+    return None
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string")
+    return value
+
+
+def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data[key]
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} must be an object")
+    return value
+
+
+def _num(value: Any, default: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
