@@ -54,6 +54,7 @@ ERR_INVALID_STATUS: Final = "invalid_status"
 ERR_EMPTY_TEXT: Final = "empty_text"
 ERR_RATE_LIMITED: Final = "rate_limited"
 ERR_UNAVAILABLE: Final = "unavailable"  # store or broker cannot take the message now
+ERR_NOT_ALLOWED: Final = "not_allowed"  # e.g. presence or typing on a quiet (presence=none) connection
 ERROR_CODES: Final = (
     ERR_INVALID_JSON,
     ERR_BINARY_FRAME,
@@ -63,10 +64,11 @@ ERROR_CODES: Final = (
     ERR_EMPTY_TEXT,
     ERR_RATE_LIMITED,
     ERR_UNAVAILABLE,
+    ERR_NOT_ALLOWED,
 )
 # Rejections a client must not retry: the same frame will fail the same way.
 PERMANENT_ERRORS: Final = frozenset(
-    {ERR_INVALID_JSON, ERR_UNKNOWN_TYPE, ERR_INVALID_FIELD, ERR_INVALID_STATUS, ERR_EMPTY_TEXT}
+    {ERR_INVALID_JSON, ERR_UNKNOWN_TYPE, ERR_INVALID_FIELD, ERR_INVALID_STATUS, ERR_EMPTY_TEXT, ERR_NOT_ALLOWED}
 )
 
 # -- checks ------------------------------------------------------------------
@@ -400,6 +402,7 @@ def connected_frame(
     users: list[RosterEntry],
     limits: Limits,
     timestamp: str | None = None,
+    last_message_id: str | None = None,
 ) -> dict[str, Any]:
     return {
         "type": "connected",
@@ -409,6 +412,7 @@ def connected_frame(
         "connectedUsers": connected_users,
         "users": [u.to_wire() for u in users],
         "limits": limits.to_wire(),
+        "lastMessageId": last_message_id,
     }
 
 
@@ -490,6 +494,7 @@ class Connected:
     connected_users: int
     users: tuple[RosterEntry, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    last_message_id: str | None = None  # newest stored message when the connection was accepted
 
 
 @dataclass(slots=True, frozen=True)
@@ -590,6 +595,7 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame | None:
                 if isinstance(users, list)
                 else (),
                 limits=Limits.from_wire(obj.get("limits")),
+                last_message_id=obj.get("lastMessageId") if isinstance(obj.get("lastMessageId"), str) else None,
             )
         if kind == "error":
             retry = obj.get("retryAfterMs")

@@ -79,12 +79,17 @@ class TypingChanged:
 
 @dataclass(slots=True, frozen=True)
 class ErrorReceived:
-    """An ``error`` frame not tied to one of our outbox messages."""
+    """An ``error`` frame not tied to one of our outbox messages.
+
+    Also emitted, for information, when one of ours is rate limited (``client_msg_id`` set):
+    the client waits ``retry_after_ms`` and resends it by itself.
+    """
 
     code: str
     message: str
     frame_type: str | None = None
     retry_after_ms: int | None = None
+    client_msg_id: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

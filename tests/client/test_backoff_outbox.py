@@ -1,0 +1,95 @@
+"""Pure pieces of the client: backoff arithmetic and the SQLite outbox."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workspace_tui.client.backoff import Backoff
+from workspace_tui.client.events import OutboxEntry
+from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
+
+
+def test_full_jitter_doubles_to_the_cap():
+    b = Backoff(0.5, 30.0, rng=lambda: 1.0)
+    assert [b.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    b.reset()
+    assert b.next_delay() == 0.5
+
+
+@given(st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=200))
+def test_delays_stay_within_the_ceiling(draws):
+    it = iter(draws)
+    b = Backoff(0.5, 30.0, rng=lambda: next(it))
+    for n, draw in enumerate(draws):
+        ceiling = min(30.0, 0.5 * 2**n)
+        assert b.next_delay() == draw * ceiling
+        assert 0 <= draw * ceiling <= 30.0
+
+
+def test_stable_threshold():
+    b = Backoff(reset_after=10.0)
+    assert not b.stable(9.99)
+    assert b.stable(10.0)
+
+
+def test_outbox_keeps_order_failures_and_resume_point(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    box = Outbox(path)
+    for i in range(5):
+        box.add(OutboxEntry(f"c{i}", f"text {i}", "2026-01-01T00:00:00.000Z"))
+    box.mark_failed("c2", "empty_text", "message text is empty")
+    assert box.remove("c0") is True
+    assert box.remove("c0") is False
+    box.advance_last_message_id("msg_0000000000005_000000")
+    box.advance_last_message_id("msg_0000000000003_000000")  # never goes back
+    box.close()
+
+    again = Outbox(path)  # a new process would see the same
+    entries = again.entries()
+    assert [e.client_msg_id for e, _ in entries] == ["c1", "c2", "c3", "c4"]
+    failed = dict((e.client_msg_id, (e, code)) for e, code in entries)["c2"]
+    assert failed[0].failed and failed[0].error == "message text is empty" and failed[1] == "empty_text"
+    assert again.pending_count() == 3
+    assert again.get(LAST_MESSAGE_ID) == "msg_0000000000005_000000"
+    again.mark_pending("c2")
+    assert again.pending_count() == 4
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _writer(path: str, prefix: str, n: int) -> None:
+    box = Outbox(path)
+    for i in range(n):
+        box.add(OutboxEntry(f"{prefix}{i}", "x", "2026-01-01T00:00:00.000Z"))
+    box.close()
+
+
+def test_two_processes_share_one_outbox(tmp_path):
+    path = str(tmp_path / "shared.sqlite3")
+    Outbox(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, p, 50)) for p in ("a", "b")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    ids = [e.client_msg_id for e, _ in Outbox(path).entries()]
+    assert len(ids) == 100
+    # each writer's entries keep their own order
+    assert [i for i in ids if i.startswith("a")] == [f"a{i}" for i in range(50)]
+
+
+def test_client_msg_ids_are_uuid4_hex():
+    import uuid
+
+    from workspace_tui.client.client import new_client_msg_id
+
+    ids = {new_client_msg_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for i in list(ids)[:50]:
+        u = uuid.UUID(hex=i)
+        assert u.version == 4 and u.hex == i and len(i) == 32

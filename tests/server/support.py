@@ -1,0 +1,117 @@
+"""Helpers for server tests: real websockets clients talking JSON to a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+TIMEOUT = 5.0
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+class Client:
+    """A test client: ``send`` a dict, ``recv`` the next frame as a dict."""
+
+    def __init__(self, ws: ClientConnection, connected: dict[str, Any], history: dict[str, Any] | None):
+        self.ws = ws
+        self.connected = connected
+        self.history = history
+
+    @property
+    def user_id(self) -> str:
+        return self.connected["userId"]
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def expect(self, type_: str, timeout: float = TIMEOUT, **match: Any) -> dict[str, Any]:
+        """The next frame of *type_* (whose ``data`` matches *match*), skipping others."""
+        async def loop() -> dict[str, Any]:
+            while True:
+                frame = json.loads(await self.ws.recv())
+                if frame["type"] != type_:
+                    continue
+                data = frame.get("data", frame)
+                if all(data.get(k) == v for k, v in match.items()):
+                    return frame
+
+        return await asyncio.wait_for(loop(), timeout)
+
+    async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str | None]:
+        """Read until the server closes; the close code and reason."""
+        async def drain() -> None:
+            try:
+                while True:
+                    await self.ws.recv()
+            except ConnectionClosed:
+                pass
+
+        await asyncio.wait_for(drain(), timeout)
+        return self.ws.close_code, self.ws.close_reason
+
+    async def say(self, text: str, **extra: Any) -> dict[str, Any]:
+        """Send a message and return its ``message:new`` echo."""
+        await self.send({"type": "message:send", "text": text, **extra})
+        return await self.expect("message:new", text=text)
+
+    async def sync(self) -> None:
+        """Round-trip a ping: everything the server queued for us before it has arrived."""
+        await self.send({"type": "ping", "id": "sync"})
+        await self.expect("pong")
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def url_for(server: Any, username: str | None = None, **params: Any) -> str:
+    query = ({"username": username} if username is not None else {}) | {k: str(v) for k, v in params.items()}
+    return server.url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+async def join(server: Any, username: str, *, read_history: bool = True, **params: Any) -> Client:
+    """Connect and read ``connected`` (and the ``history`` frame that follows it)."""
+    ws = await connect(url_for(server, username, **params), open_timeout=TIMEOUT, **_ws_kwargs(server))
+    connected = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert connected["type"] == "connected", connected
+    hist = None
+    if read_history:
+        hist = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert hist["type"] == "history", hist
+    return Client(ws, connected, hist)
+
+
+def _ws_kwargs(server: Any) -> dict[str, Any]:
+    return getattr(server, "_test_client_kwargs", {})
+
+
+async def refused(url: str, **kwargs: Any) -> tuple[int, str]:
+    """The HTTP status and body of a refused handshake."""
+    try:
+        ws = await connect(url, open_timeout=TIMEOUT, **kwargs)
+    except InvalidStatus as exc:
+        return exc.response.status_code, exc.response.body.decode()
+    await ws.close()
+    raise AssertionError(f"{url} was accepted")
+
+
+async def http_get(server: Any, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP/1.1 GET on the server's port."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    hdrs = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), hdrs, body

@@ -1,0 +1,73 @@
+"""``workspace chat``: the terminal app (Textual is imported only here, when it runs)."""
+
+from __future__ import annotations
+
+import click
+
+from workspace_tui.cli.options import connection_options, default_username
+
+
+@click.command()
+@connection_options
+@click.option("--serve", is_flag=True, help="Also host an embedded server in this process, and join it.")
+@click.option("--port", type=int, default=4000, show_default=True, help="Port of the embedded server (--serve).")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite file of the embedded server (--serve).  [default: the user data directory]",
+)
+@click.option("--bell/--no-bell", default=True, show_default=True, help="Ring the terminal bell when you are mentioned.")
+@click.option(
+    "--auto-away",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="MINUTES",
+    help="Set your status to away after this long without a key press; 0 turns it off.",
+)
+def chat(
+    url: str,
+    username: str | None,
+    token: str | None,
+    serve: bool,
+    port: int,
+    db: str | None,
+    bell: bool,
+    auto_away: float,
+) -> None:
+    """Join the chat in the terminal app.
+
+    Without --username (or WORKSPACE_USERNAME, or `username` in the config
+    file) a join screen asks for one, prefilled with your login name.
+
+    \b
+    Keys: Enter sends, Ctrl+J or Alt+Enter adds a line, Up/Down recall,
+    F2 online, F3 away, F4 busy, F5 offline, F8 retry / F9 discard a failed
+    message, F1 or ? help, Ctrl+P command palette, Ctrl+Q quit.
+    """
+    from workspace_tui.tui.app import ChatApp
+
+    serve_config = None
+    if serve:
+        from workspace_tui.paths import default_db_path
+        from workspace_tui.server import ServerConfig
+
+        db_path = db or default_db_path()
+        if db is None:
+            default_db_path().parent.mkdir(parents=True, exist_ok=True)
+        serve_config = ServerConfig(host="127.0.0.1", port=port, db_path=db_path, token=token)
+        url = f"ws://127.0.0.1:{port}/ws"
+
+    app = ChatApp(
+        url,
+        username,
+        token,
+        default_username=default_username(),
+        bell=bell,
+        auto_away_minutes=auto_away,
+        serve=serve_config,
+    )
+    app.run()
+    if app.return_code:
+        raise SystemExit(app.return_code)

@@ -1,0 +1,391 @@
+"""``workspace send`` and ``workspace tail``: the one-shot commands.
+
+Both run on :class:`~workspace_tui.client.ChatClient`, so they share its
+outbox, reconnects and resume. They start fast: this module imports only
+Click and our option helpers; asyncio, websockets and the client are imported
+inside the commands, and Textual/Rich never.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from workspace_tui.cli.options import connection_options, resolve_username
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_REJECTED = 4
+
+SEND_EPILOG = """\b
+Exit codes:
+  0  delivered (or, with --queue, kept in the outbox for later)
+  2  usage error
+  3  server unreachable within --timeout
+  4  rejected: the server's reason is on stderr (bad username or
+     token, empty or too large, rate limited beyond --timeout)
+
+\b
+Examples:
+  workspace send "deploy finished"
+  make test 2>&1 | tail -n 20 | workspace send
+  cat notes.txt | workspace send --lines
+  workspace send --json "hello" | jq -r .id
+"""
+
+TAIL_EPILOG = """\b
+Exit codes:
+  0  done (--count reached, or Ctrl-C)
+  2  usage error
+  3  server unreachable within --timeout
+  4  refused by the server (bad username or token)
+
+\b
+Examples:
+  workspace tail
+  workspace tail --last 20 --count 1
+  workspace tail --json --events | jq -c 'select(.type == "presence:update")'
+"""
+
+
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+# -- send ---------------------------------------------------------------------
+
+
+@click.command(epilog=SEND_EPILOG)
+@connection_options
+@click.argument("text", nargs=-1)
+@click.option("--lines", is_flag=True, help="With stdin: send one message per non-empty line.")
+@click.option("--json", "as_json", is_flag=True, help="Print each stored message as a JSON line.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the server's acknowledgement.",
+)
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="If the server cannot be reached, keep the message in the outbox (delivered by your next"
+    " chat, tail or send) and exit 0.",
+)
+def send(
+    url: str,
+    username: str | None,
+    token: str | None,
+    text: tuple[str, ...],
+    lines: bool,
+    as_json: bool,
+    timeout: float,
+    queue: bool,
+) -> None:
+    """Send a message and wait until the server has stored it.
+
+    TEXT is joined with spaces. Without TEXT the message is read from stdin:
+    the whole input as one message, or one per line with --lines. Anything
+    you queued earlier (see --queue) is delivered first.
+    """
+    user = resolve_username(username)
+    if text:
+        if lines:
+            raise click.UsageError("--lines reads stdin; do not pass TEXT with it")
+        messages = [" ".join(text)]
+    else:
+        if sys.stdin.isatty():
+            raise click.UsageError("no TEXT given and stdin is a terminal: pass TEXT or pipe the message in")
+        data = sys.stdin.read()
+        if lines:
+            messages = [line for line in data.splitlines() if line.strip()]
+        else:
+            messages = [data[:-1] if data.endswith("\n") else data]
+        if not messages or not any(m.strip() for m in messages):
+            _err("workspace send: rejected: nothing to send (stdin was empty)")
+            sys.exit(EXIT_REJECTED)
+
+    import asyncio
+
+    try:
+        code = asyncio.run(_send(url, user, token, messages, as_json, timeout, queue))
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+async def _send(
+    url: str, user: str, token: str | None, texts: list[str], as_json: bool, timeout: float, queue: bool
+) -> int:
+    import asyncio
+
+    from workspace_tui.client import (
+        ChatClient,
+        ConnectionState,
+        MessageAcknowledged,
+        MessageFailed,
+        StateChanged,
+    )
+
+    # Quiet (not in the roster), no history, no resume point: a one-shot sender.
+    client = ChatClient(url, user, token, present=False, join_history=0, resume=False)
+    ours: list[str] = []
+    for t in texts:
+        ours.append((await client.send(t)).client_msg_id)
+    others = {e.client_msg_id for e in client.outbox() if not e.failed} - set(ours)
+    waiting = set(ours) | others
+    acked: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    last_reason: str | None = None
+    stopped: StateChanged | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+
+    await client.start()
+    events = client.events()
+    try:
+        while waiting:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(anext(events), remaining)
+            except (asyncio.TimeoutError, StopAsyncIteration):
+                break
+            if isinstance(event, MessageAcknowledged):
+                waiting.discard(event.client_msg_id)
+                acked[event.client_msg_id] = event.message
+            elif isinstance(event, MessageFailed):
+                cmid = event.entry.client_msg_id
+                if cmid in waiting or cmid in ours:
+                    waiting.discard(cmid)
+                    failed[cmid] = f"{event.reason} ({event.code})" if event.reason else event.code
+            elif isinstance(event, StateChanged):
+                if event.state is not ConnectionState.CONNECTED and event.reason:
+                    last_reason = event.reason
+                if event.state is ConnectionState.STOPPED and event.reason != "closed":
+                    stopped = event
+                    break
+                if (
+                    event.state is ConnectionState.RECONNECTING
+                    and event.delay is not None
+                    and loop.time() + event.delay > deadline
+                ):
+                    break  # the next attempt would come too late: say so now
+    finally:
+        pending_ours = [c for c in ours if c not in acked and c not in failed]
+        unreachable = client.state is not ConnectionState.CONNECTED
+        keep = queue and unreachable and stopped is None
+        for cmid in ours:  # what we report as not delivered must not go out later by surprise
+            if cmid in failed or (cmid in pending_ours and not keep):
+                await client.discard(cmid)
+        await client.close()
+
+    from workspace_tui.protocol import sanitize_text
+
+    if as_json:
+        import json
+
+        for cmid in ours:
+            if cmid in acked:
+                click.echo(json.dumps(_inert(acked[cmid].to_wire()), ensure_ascii=False))
+    for cmid, reason in failed.items():
+        which = "your message" if cmid in ours else "an earlier queued message"
+        _err(f"workspace send: {which} was rejected: {sanitize_text(reason)}")
+    if stopped is not None:
+        _err(f"workspace send: {sanitize_text(stopped.reason or 'refused')}")
+        return EXIT_REJECTED
+    if any(c in failed for c in ours):
+        return EXIT_REJECTED
+    if pending_ours:
+        why = sanitize_text(last_reason or "no answer")
+        if keep:
+            _err(
+                f"workspace send: server unreachable ({why}); {len(pending_ours)} message(s) kept in the"
+                " outbox, delivered by your next chat, tail or send"
+            )
+            return EXIT_OK
+        if unreachable:
+            _err(f"workspace send: server unreachable within {timeout:g} s: {why}")
+            return EXIT_UNREACHABLE
+        _err(
+            f"workspace send: rejected: not acknowledged within {timeout:g} s"
+            " (rate limited or the server is too busy); the message was not kept"
+        )
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+# -- tail ---------------------------------------------------------------------
+
+
+@click.command(epilog=TAIL_EPILOG)
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (the message:new data).")
+@click.option("--events", "with_events", is_flag=True, help="Also print presence and typing changes.")
+@click.option("--last", type=click.IntRange(0, 1000), default=0, show_default=True, help="Start with the last N messages.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Exit after N new messages.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Give up (exit 3) when the server cannot be reached for this many seconds [default: retry forever].",
+)
+def tail(
+    url: str,
+    username: str | None,
+    token: str | None,
+    as_json: bool,
+    with_events: bool,
+    last: int,
+    count: int | None,
+    timeout: float | None,
+) -> None:
+    """Print messages as they arrive, reconnecting and resuming without gaps or repeats."""
+    user = resolve_username(username)
+    import asyncio
+
+    try:
+        code = asyncio.run(_tail(url, user, token, as_json, with_events, last, count, timeout))
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    except BrokenPipeError:  # `workspace tail | head`: the reader left
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
+    sys.exit(code)
+
+
+async def _tail(
+    url: str,
+    user: str,
+    token: str | None,
+    as_json: bool,
+    with_events: bool,
+    last: int,
+    count: int | None,
+    timeout: float | None,
+) -> int:
+    import asyncio
+
+    from workspace_tui.client import (
+        ChatClient,
+        ConnectionState,
+        HistoryReceived,
+        MessageReceived,
+        PresenceChanged,
+        StateChanged,
+        TypingChanged,
+    )
+
+    client = ChatClient(url, user, token, present=False, join_history=last)
+    out = _Printer(as_json)
+    seen_new = 0
+    loop = asyncio.get_running_loop()
+    down_since: float | None = loop.time()
+    await client.start()
+    events = client.events()
+    try:
+        while True:
+            wait = None if timeout is None or down_since is None else down_since + timeout - loop.time()
+            if wait is not None and wait <= 0:
+                _err(f"workspace tail: server unreachable for {timeout:g} s, giving up")
+                return EXIT_UNREACHABLE
+            try:
+                event = await asyncio.wait_for(anext(events), wait)
+            except asyncio.TimeoutError:
+                continue
+            except StopAsyncIteration:
+                return EXIT_OK
+            if isinstance(event, StateChanged):
+                if event.state is ConnectionState.CONNECTED:
+                    if down_since is not None and client.handshakes > 1:
+                        _err("workspace tail: connected")
+                    down_since = None
+                elif event.state is ConnectionState.RECONNECTING:
+                    if down_since is None:
+                        down_since = loop.time()
+                    _err(f"workspace tail: {event.reason}; retrying in {event.delay:.1f} s")
+                elif event.state is ConnectionState.STOPPED:
+                    if event.reason != "closed":
+                        _err(f"workspace tail: {event.reason}")
+                        return EXIT_REJECTED if event.status_code else EXIT_UNREACHABLE
+                    return EXIT_OK
+            elif isinstance(event, HistoryReceived):
+                if event.gap:
+                    _err("workspace tail: some messages sent while disconnected are no longer on the server")
+                for m in event.messages:
+                    out.message(m)
+                    if event.reason == "resume":
+                        seen_new += 1
+                        if count is not None and seen_new >= count:
+                            return EXIT_OK
+            elif isinstance(event, MessageReceived):
+                out.message(event.message)
+                seen_new += 1
+                if count is not None and seen_new >= count:
+                    return EXIT_OK
+            elif with_events and isinstance(event, PresenceChanged):
+                out.event(
+                    "presence:update",
+                    {"userId": event.user_id, "username": event.username, "status": event.status},
+                    f"{event.username} is {event.status}",
+                )
+            elif with_events and isinstance(event, TypingChanged):
+                out.event(
+                    "typing:indicator",
+                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing},
+                    f"{event.username} {'is typing' if event.is_typing else 'stopped typing'}",
+                )
+    finally:
+        await client.close()
+
+
+def _inert(data: dict[str, Any]) -> dict[str, Any]:
+    """A message's wire data with its text fields made safe for a terminal, whatever the server sent."""
+    from workspace_tui.protocol import sanitize_text
+
+    return {k: sanitize_text(v) if k in ("text", "username") and isinstance(v, str) else v for k, v in data.items()}
+
+
+class _Printer:
+    """Writes messages and events to stdout, readable or as JSON lines; always inert text."""
+
+    def __init__(self, as_json: bool) -> None:
+        import json
+
+        from workspace_tui.protocol import parse_timestamp, sanitize_text
+
+        self._json = as_json
+        self._dumps = json.dumps
+        self._clean = sanitize_text
+        self._parse_ts = parse_timestamp
+
+    def _write(self, line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def message(self, m: Any) -> None:
+        if self._json:
+            self._write(self._dumps(_inert(m.to_wire()), ensure_ascii=False))
+            return
+        try:
+            stamp = self._parse_ts(m.created_at).astimezone().strftime("%H:%M")
+        except ValueError:
+            stamp = "??:??"
+        name = self._clean(m.username)
+        prefix = f"{stamp}  {name}: "
+        body = self._clean(m.text).split("\n")
+        indent = " " * len(prefix)
+        self._write(prefix + body[0] + "".join("\n" + indent + line for line in body[1:]))
+
+    def event(self, kind: str, data: dict[str, Any], readable: str) -> None:
+        if self._json:
+            self._write(self._dumps(_inert({"type": kind, **data}), ensure_ascii=False))
+        else:
+            self._write(f"         * {self._clean(readable)}")

@@ -1,0 +1,53 @@
+"""Reconnect delays: exponential backoff with full jitter, reset after a stable connection.
+
+Pure and deterministic when given an RNG, so tests can pin every delay.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+
+class Backoff:
+    """Delays for successive reconnect attempts.
+
+    The n-th delay (n from 0) is ``rng() * min(cap, base * 2**n)`` ("full
+    jitter": spreads a crowd of clients that lost the same server). Call
+    :meth:`reset` once a connection has stayed up long enough
+    (``reset_after`` seconds, checked by the caller with :meth:`stable`).
+    """
+
+    def __init__(
+        self,
+        base: float = 0.5,
+        cap: float = 30.0,
+        *,
+        reset_after: float = 10.0,
+        rng: Callable[[], float] | None = None,
+    ) -> None:
+        if base <= 0 or cap < base:
+            raise ValueError("need 0 < base <= cap")
+        self.base = base
+        self.cap = cap
+        self.reset_after = reset_after
+        self._rng = rng or random.random
+        self.failures = 0  # consecutive failed attempts since the last reset
+
+    def ceiling(self) -> float:
+        """The upper bound of the next delay."""
+        # min() before the power would overflow for very long outages
+        return min(self.cap, self.base * 2 ** min(self.failures, 64))
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; counts one more failure."""
+        delay = self._rng() * self.ceiling()
+        self.failures += 1
+        return delay
+
+    def stable(self, uptime: float) -> bool:
+        """Whether a connection that stayed up ``uptime`` seconds earns a reset."""
+        return uptime >= self.reset_after
+
+    def reset(self) -> None:
+        self.failures = 0

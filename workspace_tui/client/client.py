@@ -1,0 +1,701 @@
+"""The reconnecting chat client: one connection task, a durable outbox, typed events.
+
+:class:`ChatClient` serves the TUI and the one-liners alike. It reconnects
+forever (exponential backoff with full jitter), resumes with ``since=`` so no
+message is missed or delivered twice, and keeps every message the user sends
+in a SQLite outbox until the server's ``message:new`` carrying its
+``clientMsgId`` arrives. Everything it learns reaches the consumer as an event
+from :meth:`ChatClient.events`, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from workspace_tui import protocol as p
+from workspace_tui.client.backoff import Backoff
+from workspace_tui.client.events import (
+    ClientEvent,
+    ConnectionState,
+    ErrorReceived,
+    HistoryReceived,
+    Joined,
+    MessageAcknowledged,
+    MessageFailed,
+    MessagePending,
+    MessageReceived,
+    OutboxEntry,
+    PresenceChanged,
+    StateChanged,
+    TypingChanged,
+)
+from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
+from workspace_tui.client.pacing import SeenIds, SendGate
+
+# Error codes the client adds for rejections it detects itself.
+ERR_TOO_LARGE = "too_large"
+
+# HTTP statuses that will not change by retrying: stop and say why.
+_FATAL_STATUS = {400: "bad username", 401: "bad or missing token", 403: "forbidden", 404: "wrong URL path"}
+
+_CLOSE_REASONS = {
+    1000: "closed by the server",
+    1001: "server shutting down",
+    1006: "connection lost",
+    1008: "closed for flooding",
+    1009: "a frame was too big for the server",
+    1011: "server error",
+    1012: "server restarting",
+    p.CLOSE_IDLE: "closed as idle",
+    p.CLOSE_SLOW_CONSUMER: "closed: we read too slowly",
+}
+
+SEEN_IDS_MAX = 10_000  # message ids remembered for dedupe
+LAST_ID_FLUSH_SECONDS = 1.0  # the resume point is written at most this often (and on disconnect/close)
+_END = object()
+
+
+class ChatClient:
+    """A chat connection that survives the network.
+
+    Call :meth:`start`, then consume :meth:`events` (one consumer). :meth:`send`
+    works whether connected or not: the message is on disk before it returns
+    and goes out, in order, as soon as a connection is up.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        token: str | None = None,
+        *,
+        state_path: Path | str | None = None,
+        present: bool = True,
+        join_history: int | None = None,
+        reconnect: bool = True,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        backoff_reset_after: float = 10.0,
+        rng: Callable[[], float] | None = None,
+        open_timeout: float = 10.0,
+        resume_on_start: bool = False,
+        resume: bool = True,
+    ) -> None:
+        self.url = url
+        self.username = username
+        self.token = token
+        self.present = present
+        self.join_history = join_history
+        self.reconnect = reconnect
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.backoff = Backoff(backoff_base, backoff_cap, reset_after=backoff_reset_after, rng=rng)
+        if state_path is None:
+            from workspace_tui.paths import client_state_path
+
+            state_path = client_state_path(url, username)
+        self.state_path = Path(state_path)
+
+        self.state = ConnectionState.CONNECTING  # until start() runs, nothing else is true either
+        self.stop_reason: str | None = None
+        self.stop_status: int | None = None
+        self.limits = p.Limits()
+        self.user_id: str | None = None
+        self.handshakes = 0  # connection attempts made (tests and diagnostics)
+
+        self._resume_on_start = resume_on_start
+        self._resume = resume and reconnect
+        self._store: Outbox | None = None
+        self._entries: OrderedDict[str, OutboxEntry] = OrderedDict()
+        self._codes: dict[str, str] = {}  # client_msg_id -> error code of failed entries
+        self._loaded: list[str] = []  # entries found on disk when the store was opened
+        self._attempt = 0
+        self._stopping = asyncio.Event()
+        self._sent: dict[str, int] = {}  # client_msg_id -> frame size, sent on this connection
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._ws: ClientConnection | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._status: str | None = None
+        self._seen = SeenIds(SEEN_IDS_MAX)
+        self._last_id: str | None = None
+        self._last_id_dirty = False
+        self._last_id_flushed = 0.0
+        self._have_resume_point = False  # True once this process has a valid since= for the server
+        self._resuming = False
+        self._gate = SendGate()
+        self._last_send = 0.0
+
+    # -- public API -----------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Messages in the outbox waiting for the server (failed ones not counted)."""
+        return sum(1 for e in self._entries.values() if not e.failed)
+
+    @property
+    def last_message_id(self) -> str | None:
+        """The resume point: the newest message id seen (persisted per server and username)."""
+        return self._last_id
+
+    @property
+    def connected(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+    def outbox(self) -> list[OutboxEntry]:
+        """Every outbox entry in send order, failed ones included."""
+        return list(self._entries.values())
+
+    async def start(self) -> None:
+        """Start connecting in the background; replays the stored outbox as events first."""
+        if self._task is not None:
+            return
+        store = self._open_store()
+        self._last_id = store.get(LAST_MESSAGE_ID)
+        self._have_resume_point = bool(self._resume_on_start and self._last_id)
+        for cmid in self._loaded:
+            entry = self._entries.get(cmid)
+            if entry is None:
+                continue
+            self._emit(MessagePending(entry))
+            if entry.failed:
+                self._emit(MessageFailed(entry, self._codes.get(entry.client_msg_id) or "failed", entry.error or ""))
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ChatClient {self.username}")
+
+    async def events(self) -> AsyncIterator[ClientEvent]:
+        """Every event, in order, until the client has stopped (one consumer only)."""
+        while True:
+            event = await self._events.get()
+            if event is _END:
+                self._events.put_nowait(_END)  # later calls end at once too
+                return
+            yield event
+
+    async def send(self, text: str) -> OutboxEntry:
+        """Queue *text*: written to disk before this returns, sent as soon as possible.
+
+        Emits :class:`MessagePending`; text that can never be accepted (empty
+        after cleaning, or larger than the server takes) is stored as failed
+        and :class:`MessageFailed` follows at once.
+        """
+        store = self._open_store()
+        cmid = new_client_msg_id()
+        entry = OutboxEntry(cmid, text, p.iso_timestamp())
+        problem = self._check(entry)
+        if problem:
+            entry = OutboxEntry(cmid, text, entry.created_at, failed=True, error=problem[1])
+        store.add(entry, problem[0] if problem else None)
+        self._entries[cmid] = entry
+        if problem:
+            self._codes[cmid] = problem[0]
+        self._emit(MessagePending(entry))
+        if problem:
+            self._emit(MessageFailed(entry, problem[0], problem[1]))
+        self._wake.set()
+        return entry
+
+    async def retry(self, client_msg_id: str) -> bool:
+        """Send a failed message again (it keeps its place in the order)."""
+        entry = self._entries.get(client_msg_id)
+        if entry is None or not entry.failed:
+            return False
+        entry = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at)
+        problem = self._check(entry)
+        if problem:
+            self._fail(entry, *problem)
+            return False
+        self._open_store().mark_pending(client_msg_id)
+        self._entries[client_msg_id] = entry
+        self._codes.pop(client_msg_id, None)
+        self._emit(MessagePending(entry))
+        self._wake.set()
+        return True
+
+    async def discard(self, client_msg_id: str) -> bool:
+        """Drop a message from the outbox (normally a failed one) without sending it."""
+        entry = self._entries.pop(client_msg_id, None)
+        self._codes.pop(client_msg_id, None)
+        self._sent.pop(client_msg_id, None)
+        removed = self._open_store().remove(client_msg_id)
+        return entry is not None or removed
+
+    async def set_presence(self, status: str) -> None:
+        """Set our status; remembered and applied again after every reconnect."""
+        if status not in p.STATUSES:
+            raise ValueError(f"status must be one of {', '.join(p.STATUSES)}")
+        self._status = status
+        await self._send_frame(p.UpdatePresence(status))
+
+    async def set_typing(self, is_typing: bool) -> None:
+        """Tell the others we are (not) typing; dropped while disconnected."""
+        await self._send_frame(p.SetTyping(bool(is_typing)))
+
+    async def request_history(self, before: str | None = None, limit: int = 50) -> bool:
+        """Ask for up to *limit* messages before the id *before*; answered by a ``page`` HistoryReceived.
+
+        Returns ``False`` (nothing sent) while disconnected.
+        """
+        limit = max(1, min(int(limit), p.MAX_HISTORY_PAGE))
+        return await self._send_frame(p.RequestHistory(before, limit))
+
+    async def close(self) -> None:
+        """Close the connection cleanly; the outbox stays on disk for next time."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._stopping.set()
+        self._wake.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(), 2.0)
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        self._flush_last_id(force=True)
+        if self.state is not ConnectionState.STOPPED or self.stop_reason is None:
+            self._set_state(ConnectionState.STOPPED, reason="closed")
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._events.put_nowait(_END)
+        self._closed.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once the client has stopped (closed, or a fatal refusal)."""
+        await self._closed.wait()
+
+    # -- state and events -----------------------------------------------------
+
+    def _open_store(self) -> Outbox:
+        if self._store is None:
+            if self._closing:
+                raise RuntimeError("client is closed")
+            self._store = Outbox(self.state_path)
+            for entry, code in self._store.entries():
+                self._entries.setdefault(entry.client_msg_id, entry)
+                self._loaded.append(entry.client_msg_id)
+                if code:
+                    self._codes[entry.client_msg_id] = code
+        return self._store
+
+    def _emit(self, event: ClientEvent) -> None:
+        self._events.put_nowait(event)
+
+    def _set_state(
+        self,
+        state: ConnectionState,
+        *,
+        attempt: int = 0,
+        delay: float | None = None,
+        reason: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.state = state
+        if state is ConnectionState.STOPPED:
+            self.stop_reason = reason
+            self.stop_status = status_code
+        self._emit(StateChanged(state, attempt, delay, reason, self.queued, status_code))
+
+    def _check(self, entry: OutboxEntry) -> tuple[str, str] | None:
+        """Why *entry* can never be accepted, or ``None``."""
+        if not p.sanitize_text(entry.text).strip():
+            return (p.ERR_EMPTY_TEXT, "message text is empty")
+        size = len(self._encode(p.SendMessage(entry.text, entry.client_msg_id)).encode())
+        limit = self.limits.max_payload_bytes
+        if limit and size > limit:
+            return (ERR_TOO_LARGE, f"message is too large ({size} bytes; the server takes at most {limit})")
+        return None
+
+    def _fail(self, entry: OutboxEntry, code: str, reason: str) -> None:
+        failed = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at, failed=True, error=reason)
+        if entry.client_msg_id in self._entries:
+            self._entries[entry.client_msg_id] = failed
+            self._codes[entry.client_msg_id] = code
+            if self._store is not None:
+                self._store.mark_failed(entry.client_msg_id, code, reason)
+        self._sent.pop(entry.client_msg_id, None)
+        self._emit(MessageFailed(failed, code, reason))
+        self._wake.set()
+
+    # -- the connection loop --------------------------------------------------
+
+    def _connect_url(self) -> str:
+        parts = urlsplit(self.url)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in {"username", "since", "history", "presence"}]
+        query.append(("username", self.username))
+        if not self.present:
+            query.append(("presence", "none"))
+        self._resuming = self._resume and self._have_resume_point and self._last_id is not None
+        if self._resuming:
+            query.append(("since", self._last_id))
+        else:
+            want = self.join_history
+            if want is not None:
+                # Ask for one message even when the caller wants none: its id is
+                # the resume point that lets a reconnect fetch what it missed.
+                query.append(("history", str(max(want, 1) if self._resume else want)))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            attempt += 1
+            self._attempt = attempt
+            if attempt == 1:
+                self._set_state(ConnectionState.CONNECTING, attempt=1)
+            status: int | None = None
+            delay: float | None = None
+            try:
+                self.handshakes += 1
+                headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+                ws = await connect(
+                    self._connect_url(),
+                    additional_headers=headers,
+                    open_timeout=self.open_timeout,
+                    ping_interval=self.ping_interval,
+                    ping_timeout=self.ping_timeout,
+                    close_timeout=1.0,
+                    compression=None,
+                    max_size=None,
+                    # Honour proxy settings, except for this machine (a proxy rarely knows it).
+                    proxy=None if _is_loopback(self.url) else True,
+                )
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                body = _body_text(exc.response.body)
+                if status in _FATAL_STATUS:
+                    reason = f"refused by the server (HTTP {status}, {_FATAL_STATUS[status]})"
+                    self._stop(reason + (f": {body}" if body else ""), status)
+                    return
+                if status == 429:
+                    delay = self.backoff.cap
+                    reason = (
+                        f"too many connections for {self.username} (HTTP 429"
+                        + (f": {body}" if body else "")
+                        + f"); close another session, or wait: retrying in {delay:.0f} s"
+                    )
+                else:
+                    reason = f"server refused the connection (HTTP {status})"
+            except InvalidURI as exc:
+                self._stop(f"invalid URL: {exc}", None)
+                return
+            except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+                reason = f"cannot reach {self.url}: {_describe(exc)}"
+            except Exception as exc:  # noqa: BLE001 - anything else: say it and keep trying
+                reason = f"cannot connect to {self.url}: {_describe(exc)}"
+            else:
+                try:
+                    reason, up = await self._session(ws)
+                except Exception as exc:  # noqa: BLE001 - a bug or a disk error must not kill the loop silently
+                    reason, up = f"client error: {exc!r}", None
+                    try:
+                        await ws.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                if self._closing:
+                    break
+                if up is not None and self.backoff.stable(up):
+                    self.backoff.reset()
+                    attempt = 1
+            if not self.reconnect:
+                self._stop(reason, status)
+                return
+            if delay is None:
+                delay = self.backoff.next_delay()
+            self._set_state(
+                ConnectionState.RECONNECTING, attempt=attempt + 1, delay=delay, reason=reason, status_code=status
+            )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def _stop(self, reason: str, status: int | None) -> None:
+        self._set_state(ConnectionState.STOPPED, reason=reason, status_code=status)
+        self._flush_last_id(force=True)
+        self._events.put_nowait(_END)
+        self._closed.set()
+
+    async def _session(self, ws: ClientConnection) -> tuple[str, float | None]:
+        """Run one open connection; returns why it ended and how long it was joined."""
+        self._ws = ws
+        self._sent.clear()
+        joined_at: float | None = None
+        helpers: list[asyncio.Task[None]] = []
+        reason = "connection lost"
+        try:
+            async for raw in ws:
+                try:
+                    frame = p.parse_server_frame(raw)
+                except p.BadServerFrame as exc:
+                    self._emit(ErrorReceived("bad_frame", str(exc)))
+                    continue
+                if isinstance(frame, p.Connected):
+                    if joined_at is not None:
+                        continue  # only the first one counts
+                    joined_at = time.monotonic()
+                    self._on_connected(frame)
+                    helpers = [
+                        asyncio.create_task(self._pump(ws)),
+                        asyncio.create_task(self._heartbeat(ws)),
+                    ]
+                    if self._status is not None:
+                        await ws.send(self._encode(p.UpdatePresence(self._status)))
+                    continue
+                self._on_frame(frame)
+        except ConnectionClosed:
+            pass
+        except OSError as exc:
+            reason = _describe(exc)
+        finally:
+            self._ws = None
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                    pass
+            self._flush_last_id(force=True)
+        code = ws.close_code
+        if code is not None:
+            reason = _CLOSE_REASONS.get(code, f"closed by the server ({code})")
+            if ws.close_reason:
+                reason += f": {p.sanitize_text(ws.close_reason)}"
+            if code == p.CLOSE_TOO_BIG:
+                self._fail_biggest_in_flight()
+            elif code == p.CLOSE_POLICY:  # closed for flooding: start over gently
+                self._gate.flooded(time.monotonic())
+        self._sent.clear()
+        return reason, (time.monotonic() - joined_at) if joined_at is not None else None
+
+    def _on_connected(self, frame: p.Connected) -> None:
+        self.user_id = frame.user_id
+        self.limits = frame.limits
+        now = time.monotonic()
+        self._gate.connected(self.limits.messages_per_minute, now)
+        self._last_send = now
+        self._set_state(ConnectionState.CONNECTED, attempt=self._attempt)
+        self._emit(
+            Joined(
+                frame.user_id, frame.username, frame.connected_users, frame.users, frame.limits, self._resuming
+            )
+        )
+        # Messages stored by another process of this user since we started.
+        if self._store is not None:
+            for entry, code in self._store.entries():
+                if entry.client_msg_id not in self._entries:
+                    self._entries[entry.client_msg_id] = entry
+                    self._emit(MessagePending(entry))
+                    if entry.failed:
+                        self._codes[entry.client_msg_id] = code or "failed"
+                        self._emit(MessageFailed(entry, code or "failed", entry.error or ""))
+        self._wake.set()
+
+    def _on_frame(self, frame: p.ServerFrame | None) -> None:
+        if isinstance(frame, p.MessageNew):
+            own = self._acknowledge(frame.message)
+            if self._first_sight(frame.message):
+                self._emit(MessageReceived(frame.message, own))
+        elif isinstance(frame, p.History):
+            self._on_history(frame)
+        elif isinstance(frame, p.PresenceChanged):
+            self._emit(PresenceChanged(frame.user_id, frame.username, frame.status, frame.connections))
+        elif isinstance(frame, p.TypingChanged):
+            self._emit(TypingChanged(frame.user_id, frame.username, frame.is_typing))
+        elif isinstance(frame, p.ServerError):
+            self._on_error(frame)
+        # Pong and unknown frame types: nothing to do.
+
+    def _on_history(self, frame: p.History) -> None:
+        if frame.reason == "page":
+            for m in frame.messages:
+                self._acknowledge(m)
+            self._emit(HistoryReceived(frame.messages, frame.reason, frame.has_more, frame.gap))
+            return
+        fresh = []
+        for m in frame.messages:
+            self._acknowledge(m)
+            if self._first_sight(m):
+                fresh.append(m)
+        if frame.reason == "join":
+            self._have_resume_point = True
+            if not frame.messages and self._last_id is None and self.join_history is not None and self._resume:
+                # An empty store: resume from its very beginning next time.
+                self._last_id = p.make_message_id(0, 0)
+            if self.join_history is not None:
+                fresh = fresh[-self.join_history :] if self.join_history > 0 else []
+        self._emit(HistoryReceived(tuple(fresh), frame.reason, frame.has_more, frame.gap))
+
+    def _on_error(self, frame: p.ServerError) -> None:
+        cmid = frame.client_msg_id
+        entry = self._entries.get(cmid) if cmid else None
+        if entry is None or entry.failed:
+            self._emit(ErrorReceived(frame.code, frame.message, frame.frame_type, frame.retry_after_ms))
+            return
+        if frame.code in (p.ERR_RATE_LIMITED, p.ERR_UNAVAILABLE):
+            self._gate.rate_limited(frame.retry_after_ms, time.monotonic())
+            # Resend from the rejected message on, in order.
+            order = list(self._entries)
+            for later in order[order.index(cmid) :]:
+                self._sent.pop(later, None)
+            self._emit(ErrorReceived(frame.code, frame.message, frame.frame_type, frame.retry_after_ms, cmid))
+            self._wake.set()
+            return
+        self._fail(entry, frame.code, frame.message)
+
+    def _acknowledge(self, message: p.ChatMessage) -> bool:
+        """Settle our outbox entry for *message*; ``True`` when the message is ours."""
+        own = message.username == self.username
+        cmid = message.client_msg_id
+        if own and cmid and cmid in self._entries:
+            entry = self._entries.pop(cmid)
+            self._sent.pop(cmid, None)
+            self._codes.pop(cmid, None)
+            if self._store is not None:
+                self._store.remove(cmid)
+            if entry is not None:
+                self._emit(MessageAcknowledged(cmid, message))
+                self._gate.acknowledged()
+                self._wake.set()  # room in the in-flight window
+        return own
+
+    def _first_sight(self, message: p.ChatMessage) -> bool:
+        """Record *message*; ``False`` when it was already delivered."""
+        mid = message.id
+        if not self._seen.add(mid):
+            return False
+        if self._last_id is None or mid > self._last_id:
+            self._last_id = mid
+            self._last_id_dirty = True
+            self._flush_last_id()
+        return True
+
+    def _flush_last_id(self, force: bool = False) -> None:
+        if not self._resume or not self._last_id_dirty or self._store is None or self._last_id is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_id_flushed < LAST_ID_FLUSH_SECONDS:
+            return
+        self._store.advance_last_message_id(self._last_id)
+        self._last_id_dirty = False
+        self._last_id_flushed = now
+
+    def _fail_biggest_in_flight(self) -> None:
+        if not self._sent:
+            return
+        cmid = max(self._sent, key=self._sent.__getitem__)
+        entry = self._entries.get(cmid)
+        if entry is not None:
+            self._fail(entry, ERR_TOO_LARGE, "message is too large for the server (closed with 1009)")
+
+    # -- sending ----------------------------------------------------------------
+
+    @staticmethod
+    def _encode(request: p.ClientFrame) -> str:
+        return json.dumps(p.client_frame(request), ensure_ascii=False, separators=(",", ":"))
+
+    async def _send_frame(self, request: p.ClientFrame) -> bool:
+        ws = self._ws
+        if ws is None or self.state is not ConnectionState.CONNECTED:
+            return False
+        try:
+            await ws.send(self._encode(request))
+        except ConnectionClosed:
+            return False
+        self._last_send = time.monotonic()
+        return True
+
+    def _next_unsent(self) -> OutboxEntry | None:
+        for entry in self._entries.values():
+            if not entry.failed and entry.client_msg_id not in self._sent:
+                return entry
+        return None
+
+    async def _pump(self, ws: ClientConnection) -> None:
+        """Send outbox entries in order, paced to the server's rate limit."""
+        while True:
+            self._wake.clear()
+            entry = self._next_unsent()
+            if entry is None or len(self._sent) >= self._gate.window:
+                await self._wake.wait()
+                continue
+            wait = self._gate.delay(time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            problem = self._check(entry)
+            if problem:
+                self._fail(entry, *problem)
+                continue
+            frame = self._encode(p.SendMessage(entry.text, entry.client_msg_id))
+            self._sent[entry.client_msg_id] = len(frame)
+            self._gate.take(time.monotonic())
+            await ws.send(frame)
+            self._last_send = time.monotonic()
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        """Send an app-level ``ping`` when otherwise silent, well within the idle timeout."""
+        interval = self.ping_interval or 20.0
+        idle = self.limits.idle_timeout_seconds
+        if idle:
+            interval = min(interval, idle / 3)
+        interval = max(interval, 0.05)
+        while True:
+            due = self._last_send + interval - time.monotonic()
+            if due > 0:
+                await asyncio.sleep(due)
+                continue
+            await ws.send(self._encode(p.Ping()))
+            self._last_send = time.monotonic()
+
+
+def new_client_msg_id() -> str:
+    """A random UUID4 as 32 hex digits (``uuid.uuid4().hex`` without importing uuid: startup time)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def _body_text(body: bytes | None) -> str:
+    if not body:
+        return ""
+    return p.sanitize_text(body.decode("utf-8", "replace")).strip()[:200]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc) or type(exc).__name__
+    return p.sanitize_text(text)

@@ -1,0 +1,58 @@
+"""The server's settings: one frozen dataclass, filled by ``workspace serve`` or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from workspace_tui.protocol import MAX_PAYLOAD_BYTES, Limits
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything :func:`workspace_tui.server.start_server` needs.
+
+    Zero turns a limit off where noted. Times are in seconds.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    db_path: Path | str = ":memory:"
+    rate_limit: int = 100  # message:send per minute per user; 0 = off
+    max_connections_per_user: int = 3  # 0 = unlimited
+    idle_timeout: float = 300.0  # close with 4000 after this long without a frame; 0 = off
+    history: int = 100  # messages in the join ``history`` frame
+    token: str | None = None
+    certfile: Path | str | None = None
+    keyfile: Path | str | None = None
+    max_payload: int = MAX_PAYLOAD_BYTES  # bigger incoming frames are closed with 1009
+    handshake_timeout: float = 30.0
+    typing_timeout: float = 6.0
+    compression: bool = False  # permessage-deflate; off so frames are encoded once for everyone
+    send_buffer_limit: int = 4 * 1024 * 1024  # per connection; past it the reader is closed with 4001
+    frame_rate: float = 20.0  # other frames per second per user (sustained); 0 = off
+    frame_burst: int = 200  # ... and their burst
+    frame_flood: int = 100  # refused non-send frames within a minute before closing with 1008
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 5.0
+    backlog: int = 2048  # listen queue; the kernel caps it at net.core.somaxconn
+    status_memory: float = 300.0  # a chosen status survives a reconnect within this many seconds
+
+    def with_overrides(self, **overrides: Any) -> ServerConfig:
+        return replace(self, **overrides)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_payload_bytes=self.max_payload,
+            messages_per_minute=self.rate_limit,
+            max_connections_per_user=self.max_connections_per_user,
+            idle_timeout_seconds=self.idle_timeout,
+        )
+
+    @property
+    def flood_threshold(self) -> int:
+        """Rejected sends within a minute after which the connection is closed with 1008."""
+        return max(10, self.rate_limit // 2)

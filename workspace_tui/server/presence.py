@@ -1,0 +1,98 @@
+"""Who is online: users, their connections, status and typing state.
+
+A user is *visible* when they have at least one non-quiet connection and their
+status is not ``offline`` ("appear offline"). Only visible users are in the
+roster and in ``connectedUsers``; presence changes are broadcast only when
+visibility or status changes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from workspace_tui.protocol import RosterEntry, user_id_for
+
+from .hub import encode
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .hub import Peer
+
+
+class UserState:
+    """One user with at least one connection (or a reservation for one)."""
+
+    __slots__ = ("user_id", "username", "status", "peers", "quiet", "typing", "typing_timer")
+
+    def __init__(self, username: str, status: str = "online") -> None:
+        self.username = username
+        self.user_id = user_id_for(username)
+        self.status = status
+        self.peers: set[Peer] = set()  # visible-capable (non-quiet) connections
+        self.quiet = 0  # quiet (presence=none) connections
+        self.typing = False
+        self.typing_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.peers) and self.status != "offline"
+
+    def roster_entry(self) -> RosterEntry:
+        return RosterEntry(self.user_id, self.username, self.status, len(self.peers))
+
+
+class Presence:
+    """The registry of users on this node."""
+
+    def __init__(self, status_memory: float = 300.0) -> None:
+        self.users: dict[str, UserState] = {}  # username -> state, for users with live peers
+        self.visible: dict[str, UserState] = {}  # user_id -> state, visible users only
+        self._entries: dict[str, bytes] = {}  # user_id -> encoded roster entry, visible users only
+        self._roster: bytes | None = None  # the encoded users array, until the next change
+        self.remembered: dict[str, tuple[str, float]] = {}  # username -> (status, expiry)
+        self.status_memory = status_memory
+
+    def user(self, username: str) -> UserState:
+        u = self.users.get(username)
+        if u is None:
+            status = "online"
+            memo = self.remembered.pop(username, None)
+            if memo and memo[1] > time.monotonic():
+                status = memo[0]
+            u = self.users[username] = UserState(username, status)
+        return u
+
+    def refresh(self, u: UserState) -> None:
+        """Recompute *u*'s place in the visible set after a change."""
+        self._roster = None
+        if u.visible:
+            self.visible[u.user_id] = u
+            self._entries[u.user_id] = encode(u.roster_entry().to_wire())
+        else:
+            self.visible.pop(u.user_id, None)
+            self._entries.pop(u.user_id, None)
+
+    def forget_if_unused(self, u: UserState) -> None:
+        if not u.peers and not u.quiet:
+            if u.status != "online" and self.status_memory > 0:
+                self.remembered[u.username] = (u.status, time.monotonic() + self.status_memory)
+            if self.users.get(u.username) is u:
+                del self.users[u.username]
+
+    def prune(self) -> None:
+        now = time.monotonic()
+        for name in [n for n, (_, exp) in self.remembered.items() if exp <= now]:
+            del self.remembered[name]
+
+    @property
+    def connected_users(self) -> int:
+        return len(self.visible)
+
+    def roster_json(self) -> bytes:
+        """The entries of the ``users`` array, encoded and comma-separated (no brackets);
+        one C-level join per change, shared by every join until the next change."""
+        if self._roster is None:
+            self._roster = b",".join(self._entries.values())
+        return self._roster

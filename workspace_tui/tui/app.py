@@ -1,0 +1,447 @@
+"""The chat app: layout, keys, and the one worker that talks to the client.
+
+``ChatApp._pump_events`` is the only place that reads from the network: it
+turns each :mod:`workspace_tui.client.events` event into a Message from
+:mod:`workspace_tui.tui.messages`. Handlers below update the widgets and call
+the client for what the user asks (send, presence, typing, older pages).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, TextArea
+
+from workspace_tui.client.events import (
+    ClientEvent,
+    ConnectionState,
+    ErrorReceived,
+    HistoryReceived,
+    Joined,
+    MessageAcknowledged,
+    MessageFailed,
+    MessagePending,
+    MessageReceived,
+    PresenceChanged,
+    StateChanged,
+    TypingChanged,
+)
+from workspace_tui.tui import messages as m
+from workspace_tui.tui.format import mentions, safe
+from workspace_tui.tui.screens.help import HelpScreen
+from workspace_tui.tui.screens.join import JoinScreen
+from workspace_tui.tui.widgets.chat_input import ChatInput
+from workspace_tui.tui.widgets.message_list import MessageList
+from workspace_tui.tui.widgets.roster import Roster
+from workspace_tui.tui.widgets.status_bar import StatusBar
+from workspace_tui.tui.widgets.typing_line import TypingLine
+
+TYPING_REFRESH = 3.0  # resend "typing" at most this often while editing
+TYPING_IDLE = 4.0  # "stopped typing" after this long without an edit
+HISTORY_PAGE = 100
+
+
+def message_for(event: ClientEvent) -> m.Message | None:
+    """The app Message for one client event."""
+    if isinstance(event, MessageReceived):
+        return m.ChatMessageReceived(event.message, event.own)
+    if isinstance(event, TypingChanged):
+        return m.TypingUpdated(event.user_id, event.username, event.is_typing)
+    if isinstance(event, PresenceChanged):
+        return m.PresenceUpdated(event.user_id, event.username, event.status, event.connections)
+    if isinstance(event, StateChanged):
+        return m.ConnectionChanged(event.state, event.attempt, event.delay, event.reason, event.queued)
+    if isinstance(event, Joined):
+        return m.ChatJoined(event.user_id, event.username, event.users, event.limits, event.resumed)
+    if isinstance(event, HistoryReceived):
+        return m.HistoryLoaded(event.messages, event.reason, event.has_more, event.gap)
+    if isinstance(event, MessagePending):
+        return m.OwnMessagePending(event.entry)
+    if isinstance(event, MessageAcknowledged):
+        return m.OwnMessageAcknowledged(event.client_msg_id, event.message)
+    if isinstance(event, MessageFailed):
+        return m.OwnMessageFailed(event.entry, event.code, event.reason)
+    if isinstance(event, ErrorReceived):
+        return m.ServerErrorReceived(event.code, event.message)
+    return None
+
+
+def _default_client_factory(url: str, username: str, token: str | None) -> Any:
+    from workspace_tui.client import ChatClient
+
+    return ChatClient(url, username, token)
+
+
+class ChatApp(App[None]):
+    """``workspace chat``: messages, roster, typing line, status bar, input."""
+
+    CSS_PATH = "chat.tcss"
+    TITLE = "workspace"
+
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="help", tooltip="Show every key"),
+        Binding("f2", "status('online')", "Online", id="status.online", tooltip="Set your status to online"),
+        Binding("f3", "status('away')", "Away", id="status.away", tooltip="Set your status to away"),
+        Binding("f4", "status('busy')", "Busy", id="status.busy", tooltip="Set your status to busy"),
+        Binding("f5", "status('offline')", "Offline", id="status.offline", tooltip="Appear offline"),
+        Binding("f8", "retry_failed", "Retry", id="message.retry", tooltip="Retry your last failed message"),
+        Binding("f9", "discard_failed", "Discard", id="message.discard", tooltip="Discard your last failed message"),
+        Binding("pageup", "scroll_messages(-1)", "Page up", show=False, priority=True, id="messages.page_up"),
+        Binding("pagedown", "scroll_messages(1)", "Page down", show=False, priority=True, id="messages.page_down"),
+        Binding("ctrl+end", "jump_to_bottom", "Latest", show=False, id="messages.bottom"),
+    ]
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        token: str | None = None,
+        *,
+        default_username: str | None = None,
+        bell: bool = True,
+        auto_away_minutes: float = 10.0,
+        serve: Any = None,
+        client_factory: Callable[[str, str, str | None], Any] | None = None,
+        connect: bool = True,
+    ) -> None:
+        """``serve``: a ``ServerConfig`` to host in-process before joining.
+
+        ``connect=False`` builds the screen without a client (snapshot tests feed
+        it Messages directly).
+        """
+        super().__init__()
+        self.url = url
+        self.username = username
+        self.token = token
+        self.default_username = default_username
+        self.bell_on_mention = bell
+        self.auto_away_seconds = max(0.0, auto_away_minutes * 60)
+        self.serve_config = serve
+        self.client_factory = client_factory or _default_client_factory
+        self.connect = connect
+        self.client: Any = None
+        self.server: Any = None
+        self.user_id: str | None = None
+        self.status = "online"
+        self.auto_away_from: str | None = None  # the status auto-away replaced, while it is active
+        self.last_activity = time.monotonic()
+        self.mention_count = 0
+        self._typing_sent = False
+        self._typing_last = 0.0
+        self._typing_timer: Any = None
+        self._open_batch: list[tuple[Any, bool]] | None = None  # see ChatMessagesReceived
+
+    # -- layout --------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        # Widgets are kept by reference: network messages keep arriving while a
+        # modal screen (help, command palette) is on top, where a query would miss.
+        self.message_list = MessageList(self.username or "", id="messages")
+        self.typing_line = TypingLine(id="typing")
+        self.chat_input = ChatInput(id="input")
+        self.roster = Roster(id="roster")
+        self.status_bar = StatusBar(self.url, id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="conversation"):
+                yield self.message_list
+                yield self.typing_line
+                yield self.chat_input
+            yield self.roster
+        yield self.status_bar
+        yield Footer(id="footer")
+
+    async def on_mount(self) -> None:
+        self.chat_input.focus()
+        if self.auto_away_seconds:
+            self.set_interval(min(5.0, max(0.2, self.auto_away_seconds / 5)), self._check_idle)
+        if not self.connect:
+            return
+        if self.serve_config is not None:
+            from workspace_tui.server import start_server
+
+            try:
+                self.server = await start_server(self.serve_config)
+            except OSError as exc:
+                port = getattr(self.serve_config, "port", "?")
+                self.exit(return_code=1, message=Text(f"workspace: cannot start the server on port {port}: {exc}"))
+                return
+            self.url = self.server.url
+            self.status_bar.server = self.url
+        if self.username:
+            await self._join(self.username)
+        else:
+            self.push_screen(JoinScreen(self.url, self.default_username), self._joined_from_screen)
+
+    async def _joined_from_screen(self, username: str | None) -> None:
+        if username:
+            await self._join(username)
+
+    async def _join(self, username: str) -> None:
+        self.username = username
+        self.sub_title = f"{username} @ {self.url}"
+        self.message_list.set_username(username)
+        self.client = self.client_factory(self.url, username, self.token)
+        await self.client.start()
+        self._pump_events(self.client)
+
+    @work(exclusive=True, group="network")
+    async def _pump_events(self, client: Any) -> None:
+        """The one place network events enter the app."""
+        try:
+            await self._pump(client)
+        except Exception as exc:  # a client bug must not take the app (and the user's draft) down
+            self.log.error(f"client event stream failed: {exc!r}")
+            self.status_bar.set_connection(ConnectionState.STOPPED, reason=f"internal error: {exc}")
+            self.notify(f"Connection handling failed: {exc!r}", severity="error", timeout=15, markup=False)
+
+    async def _pump(self, client: Any) -> None:
+        async for event in client.events():
+            if isinstance(event, MessageReceived):
+                if self._open_batch is not None:
+                    self._open_batch.append((event.message, event.own))
+                    continue
+                self._open_batch = [(event.message, event.own)]
+                self.post_message(m.ChatMessagesReceived(self._open_batch))
+                continue
+            self._open_batch = None  # keep order: later messages go in a new batch
+            message = message_for(event)
+            if message is not None:
+                self.post_message(message)
+
+    async def on_unmount(self) -> None:
+        if self.client is not None:
+            try:
+                await self.client.close()
+            except Exception:
+                pass
+        if self.server is not None:
+            try:
+                await self.server.close()
+            except Exception:
+                pass
+
+    # -- activity and auto-away ----------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            self.last_activity = time.monotonic()
+            if self.auto_away_from is not None:
+                previous, self.auto_away_from = self.auto_away_from, None
+                await self._apply_status(previous)
+        await super().on_event(event)
+
+    async def _check_idle(self) -> None:
+        if not self.auto_away_seconds or self.auto_away_from is not None or self.status != "online":
+            return
+        if time.monotonic() - self.last_activity >= self.auto_away_seconds:
+            self.auto_away_from = self.status
+            await self._apply_status("away", auto=True)
+
+    # -- actions -------------------------------------------------------------
+
+    async def action_status(self, status: str) -> None:
+        self.auto_away_from = None
+        await self._apply_status(status)
+
+    async def _apply_status(self, status: str, auto: bool = False) -> None:
+        self.status = status
+        self.status_bar.set_status(status, auto_away=auto)
+        if self.user_id is not None:
+            self.roster.update_user(self.user_id, self.username or "", status)
+        if self.client is not None:
+            try:
+                await self.client.set_presence(status)
+            except Exception as exc:  # the client remembers it and re-applies on reconnect
+                self.log.warning(f"set_presence failed: {exc!r}")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Retry/Discard appear in the footer only while there is a failed message.
+        if action in ("retry_failed", "discard_failed"):
+            return bool(self.message_list.failed_ids())
+        return True
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_retry_failed(self) -> None:
+        failed = self.message_list.failed_ids()
+        if not failed:
+            self.notify("No failed message to retry.", timeout=3)
+            return
+        cmid = failed[-1]
+        if self.client is not None and await self.client.retry(cmid):
+            self.message_list.mark_retrying(cmid)
+        self.refresh_bindings()
+
+    async def action_discard_failed(self) -> None:
+        failed = self.message_list.failed_ids()
+        if not failed:
+            self.notify("No failed message to discard.", timeout=3)
+            return
+        cmid = failed[-1]
+        if self.client is not None:
+            await self.client.discard(cmid)
+        self.message_list.discard(cmid)
+        self.refresh_bindings()
+
+    def action_scroll_messages(self, direction: int) -> None:
+        ml = self.message_list
+        if direction < 0:
+            ml.scroll_page_up(animate=False)
+        else:
+            ml.scroll_page_down(animate=False)
+
+    def action_jump_to_bottom(self) -> None:
+        self.message_list.jump_to_bottom()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for status in ("online", "away", "busy", "offline"):
+            yield SystemCommand(
+                f"Status: {status}", f"Set your status to {status}", lambda s=status: self.run_action(f"status('{s}')")
+            )
+        yield SystemCommand("Retry failed message", "Send your last failed message again", self.action_retry_failed)
+        yield SystemCommand("Discard failed message", "Drop your last failed message", self.action_discard_failed)
+        yield SystemCommand("Help: keys", "Show every key of the chat", self.action_help)
+
+    # -- typing indicator ----------------------------------------------------
+
+    @on(TextArea.Changed, "#input")
+    async def _input_changed(self, event: TextArea.Changed) -> None:
+        if not event.text_area.text.strip():
+            await self._stop_typing()
+            return
+        now = time.monotonic()
+        if not self._typing_sent or now - self._typing_last >= TYPING_REFRESH:
+            self._typing_sent, self._typing_last = True, now
+            await self._send_typing(True)
+        if self._typing_timer is not None:
+            self._typing_timer.stop()
+        self._typing_timer = self.set_timer(TYPING_IDLE, self._stop_typing)
+
+    async def _stop_typing(self) -> None:
+        if self._typing_timer is not None:
+            self._typing_timer.stop()
+            self._typing_timer = None
+        if self._typing_sent:
+            self._typing_sent = False
+            await self._send_typing(False)
+
+    async def _send_typing(self, is_typing: bool) -> None:
+        if self.client is not None:
+            try:
+                await self.client.set_typing(is_typing)
+            except Exception as exc:
+                self.log.warning(f"set_typing failed: {exc!r}")
+
+    # -- requests from widgets -----------------------------------------------
+
+    async def on_send_text(self, message: m.SendText) -> None:
+        await self._stop_typing()
+        if self.client is None:
+            self.notify("Not joined yet.", severity="warning")
+            return
+        await self.client.send(message.text)
+
+    async def on_load_older(self, message: m.LoadOlder) -> None:
+        if self.client is None or not await self.client.request_history(before=message.before, limit=HISTORY_PAGE):
+            self.message_list.loading_older = False
+
+    def on_unseen_changed(self, message: m.UnseenChanged) -> None:
+        self.status_bar.set_unseen(message.count)
+
+    # -- events from the network ---------------------------------------------
+
+    def on_connection_changed(self, message: m.ConnectionChanged) -> None:
+        self.status_bar.set_connection(message.state, attempt=message.attempt, delay=message.delay, reason=message.reason)
+        self.status_bar.set_queued(message.queued)
+        if message.state is ConnectionState.STOPPED and message.reason:
+            self.notify(f"Disconnected: {safe(message.reason)}", severity="error", timeout=10, markup=False)
+        if message.state is not ConnectionState.CONNECTED:
+            self.typing_line.clear()
+        self.roster.set_stale(message.state is not ConnectionState.CONNECTED and bool(self.roster.members))
+
+    def on_chat_joined(self, message: m.ChatJoined) -> None:
+        self.user_id = message.user_id
+        self.roster.reset(message.user_id, message.users)
+        # Presence frames go to the others; our own entry shows what we chose.
+        self.roster.update_user(message.user_id, message.username, self.status)
+        self._refresh_queued()
+
+    def on_history_loaded(self, message: m.HistoryLoaded) -> None:
+        self.message_list.add_history(
+            message.messages,
+            has_more=message.has_more,
+            page=message.reason == "page",
+            live=message.reason == "resume",
+        )
+        if message.gap:
+            self.notify("Some messages from while you were away are no longer stored.", severity="warning")
+
+    def on_chat_message_received(self, message: m.ChatMessageReceived) -> None:
+        self._receive([(message.message, message.own)])
+
+    def on_chat_messages_received(self, message: m.ChatMessagesReceived) -> None:
+        if self._open_batch is message.items:
+            self._open_batch = None  # handled: the worker starts a new batch
+        self._receive(message.items)
+
+    def _receive(self, items: list[tuple[Any, bool]]) -> None:
+        ring = False
+        for msg, own in items:
+            added = self.message_list.add_messages([msg], live=True)
+            self.typing_line.clear_user(msg.user_id)
+            if added and not own and self.username and msg.username != self.username:
+                if mentions(msg.text, self.username):
+                    self.mention_count += 1
+                    ring = True
+        if ring and self.bell_on_mention:
+            self.bell()
+        self._refresh_queued()
+
+    def on_own_message_pending(self, message: m.OwnMessagePending) -> None:
+        entry = message.entry
+        self.message_list.set_pending(entry, entry.error if entry.failed else None)
+        self._refresh_queued()
+        self.refresh_bindings()
+
+    def on_own_message_acknowledged(self, message: m.OwnMessageAcknowledged) -> None:
+        self.message_list.acknowledge(message.client_msg_id, message.message)
+        self._refresh_queued()
+
+    def on_own_message_failed(self, message: m.OwnMessageFailed) -> None:
+        self.message_list.set_pending(message.entry, message.reason or message.code)
+        self.notify(f"Message not sent: {safe(message.reason)}", severity="error", timeout=6, markup=False)
+        self._refresh_queued()
+        self.refresh_bindings()
+
+    def on_presence_updated(self, message: m.PresenceUpdated) -> None:
+        if message.user_id == self.user_id and message.connections is None:
+            return  # our own echo: the status bar already shows what we chose
+        status = self.status if message.user_id == self.user_id else message.status
+        self.roster.update_user(message.user_id, message.username, status, message.connections)
+        if message.status == "offline" and message.connections == 0:
+            self.typing_line.clear_user(message.user_id)
+
+    def on_typing_updated(self, message: m.TypingUpdated) -> None:
+        if message.user_id != self.user_id:
+            self.typing_line.set_typing(message.user_id, message.username, message.is_typing)
+
+    def on_server_error_received(self, message: m.ServerErrorReceived) -> None:
+        self.notify(safe(f"{message.code}: {message.message}"), severity="warning", timeout=5, markup=False)
+
+    def _refresh_queued(self) -> None:
+        if self.client is not None:
+            try:
+                self.status_bar.set_queued(int(self.client.queued))
+            except Exception:
+                pass

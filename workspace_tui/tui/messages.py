@@ -1,0 +1,147 @@
+"""Every app-level Textual Message of the chat app, in one place.
+
+The network worker (``ChatApp._pump_events``) turns each client event into one
+of the past-tense messages below; widgets post the imperative ones when the
+user asks for something. Widgets never touch the client or a socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from workspace_tui.client.events import ConnectionState, OutboxEntry
+from workspace_tui.protocol import ChatMessage, Limits, RosterEntry
+
+# -- from the network (past tense) ---------------------------------------------
+
+
+@dataclass
+class ConnectionChanged(Message):
+    """The client's connection state moved (connecting, connected, reconnecting, stopped)."""
+
+    state: ConnectionState
+    attempt: int = 0
+    delay: float | None = None
+    reason: str | None = None
+    queued: int = 0
+
+
+@dataclass
+class ChatJoined(Message):
+    """The server accepted us: who we are, who is here, the limits."""
+
+    user_id: str
+    username: str
+    users: tuple[RosterEntry, ...]
+    limits: Limits
+    resumed: bool = False
+
+
+@dataclass
+class HistoryLoaded(Message):
+    """A page of stored messages arrived, oldest first (``reason``: join, resume or page)."""
+
+    messages: tuple[ChatMessage, ...]
+    reason: str
+    has_more: bool
+    gap: bool = False
+
+
+@dataclass
+class ChatMessageReceived(Message):
+    """A new message from anyone, ours included."""
+
+    message: ChatMessage
+    own: bool = False
+
+
+@dataclass
+class ChatMessagesReceived(Message):
+    """Several new messages in a row, batched by the network worker during a burst.
+
+    The worker keeps appending to ``items`` until the app handles the message,
+    so a burst of 1,000 costs one trip through the queue, not 1,000.
+    """
+
+    items: list[tuple[ChatMessage, bool]]  # (message, own)
+
+
+@dataclass
+class OwnMessagePending(Message):
+    """One of our messages is in the outbox, not yet acknowledged."""
+
+    entry: OutboxEntry
+
+
+@dataclass
+class OwnMessageAcknowledged(Message):
+    """The server stored one of our messages."""
+
+    client_msg_id: str
+    message: ChatMessage
+
+
+@dataclass
+class OwnMessageFailed(Message):
+    """The server refused one of our messages for good (retry or discard it)."""
+
+    entry: OutboxEntry
+    code: str
+    reason: str
+
+
+@dataclass
+class PresenceUpdated(Message):
+    """Someone's status or connection count changed."""
+
+    user_id: str
+    username: str
+    status: str
+    connections: int | None = None
+
+
+@dataclass
+class TypingUpdated(Message):
+    """Someone started or stopped typing."""
+
+    user_id: str
+    username: str
+    is_typing: bool
+
+    def can_replace(self, message: Message) -> bool:
+        # A burst of indicators from one user only needs its latest value.
+        return isinstance(message, TypingUpdated) and message.user_id == self.user_id
+
+
+@dataclass
+class ServerErrorReceived(Message):
+    """An ``error`` frame not tied to one of our messages."""
+
+    code: str
+    message: str
+
+
+# -- from widgets (imperative) -----------------------------------------------
+
+
+@dataclass
+class SendText(Message):
+    """The user pressed Enter in the input: send this text."""
+
+    text: str
+
+
+@dataclass
+class LoadOlder(Message):
+    """The message list reached its top: fetch the page before ``before``."""
+
+    before: str | None
+
+
+@dataclass
+class UnseenChanged(Message):
+    """The number of messages that arrived while scrolled up changed."""
+
+    count: int

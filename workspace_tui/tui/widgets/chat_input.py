@@ -1,0 +1,103 @@
+"""The message input: Enter sends, Ctrl+J or Alt+Enter starts a new line.
+
+Shift+Enter is not used: most terminals send the same byte for it as for
+Enter. Up on the first line and Down on the last line walk through what you
+sent before; pasted text (bracketed paste) is inserted as is, newlines included.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.widgets import TextArea
+
+from workspace_tui.tui.messages import SendText
+
+HISTORY_MAX = 200
+
+
+class ChatInput(TextArea):
+    """A multi-line input for chat messages."""
+
+    DEFAULT_CSS = """
+    ChatInput {
+        height: auto;
+        min-height: 3;
+        max-height: 10;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        self.sent: list[str] = []
+        self._recall: int | None = None  # index into self.sent while browsing
+        self._draft = ""
+
+    def submit(self) -> None:
+        text = self.text
+        if not text.strip():
+            return
+        if not self.sent or self.sent[-1] != text:
+            self.sent.append(text)
+            del self.sent[:-HISTORY_MAX]
+        self._recall = None
+        self._draft = ""
+        self.clear()
+        self.post_message(SendText(text))
+
+    def insert_newline(self) -> None:
+        start, end = self.selection
+        self._replace_via_keyboard("\n", start, end)
+
+    def recall(self, step: int) -> bool:
+        """Move through sent history (-1 older, +1 newer); False when there is nowhere to go."""
+        if not self.sent:
+            return False
+        if self._recall is None:
+            if step > 0:
+                return False
+            self._draft = self.text
+            index = len(self.sent) - 1
+        else:
+            index = self._recall + step
+        if index < 0:
+            return True  # stay on the oldest
+        if index >= len(self.sent):
+            self._recall = None
+            self._set(self._draft)
+            return True
+        self._recall = index
+        self._set(self.sent[index])
+        return True
+
+    def _set(self, text: str) -> None:
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        if key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.submit()
+            return
+        if key in ("ctrl+j", "alt+enter", "ctrl+enter", "shift+enter"):
+            event.stop()
+            event.prevent_default()
+            self.insert_newline()
+            return
+        if key == "up" and self.cursor_location[0] == 0 and (self._recall is not None or not self.text):
+            if self.recall(-1):
+                event.stop()
+                event.prevent_default()
+                return
+        if key == "down" and self._recall is not None and self.cursor_location[0] == self.document.line_count - 1:
+            if self.recall(+1):
+                event.stop()
+                event.prevent_default()
+                return
+        if event.character == "?" and not self.text:
+            event.stop()
+            event.prevent_default()
+            await self.run_action("app.help")
+            return
+        await super()._on_key(event)

@@ -1,0 +1,98 @@
+"""The roster: who is here, with a glyph and colour per status.
+
+Online users first, then busy, away and offline, each group by name. You are
+marked, and a user connected more than once shows the count (``×2``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from workspace_tui.protocol import RosterEntry
+from workspace_tui.tui.format import STATUS_COLOURS, STATUS_GLYPHS, STATUS_ORDER, safe_name, user_colour
+
+
+@dataclass(slots=True)
+class _Member:
+    user_id: str
+    username: str
+    status: str
+    connections: int = 1
+
+
+class Roster(Static):
+    """The list of users and their statuses, updated live from presence frames."""
+
+    DEFAULT_CSS = """
+    Roster {
+        width: 24;
+        height: 1fr;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.me: str | None = None  # our user id
+        self.members: dict[str, _Member] = {}
+        self.stale = False  # disconnected: showing the last known roster
+
+    def reset(self, me: str, users: tuple[RosterEntry, ...]) -> None:
+        """A fresh roster from a ``connected`` frame."""
+        self.me = me
+        self.members = {u.user_id: _Member(u.user_id, u.username, u.status, u.connections) for u in users}
+        self._redraw()
+
+    def update_user(self, user_id: str, username: str, status: str, connections: int | None = None) -> None:
+        member = self.members.get(user_id)
+        if member is None:
+            member = self.members[user_id] = _Member(user_id, username, status, connections or 1)
+        member.username, member.status = username, status
+        if connections is not None:
+            member.connections = connections
+        if status == "offline" and (connections == 0 or connections is None) and user_id != self.me:
+            # Gone: a user who left has no connections; keep only those who chose "offline".
+            if connections == 0:
+                del self.members[user_id]
+        self._redraw()
+
+    def set_stale(self, stale: bool) -> None:
+        if stale != self.stale:
+            self.stale = stale
+            self.set_class(stale, "-stale")
+            self._redraw()
+
+    def status_of(self, user_id: str) -> str | None:
+        member = self.members.get(user_id)
+        return member.status if member else None
+
+    def sorted_members(self) -> list[_Member]:
+        return sorted(
+            self.members.values(),
+            key=lambda m: (STATUS_ORDER.get(m.status, 9), m.username.lower()),
+        )
+
+    def _redraw(self) -> None:
+        members = self.sorted_members()
+        online = sum(1 for m in members if m.status != "offline")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{online} online", Style(bold=True))
+        if self.stale:
+            text.append(" (last known)", Style(dim=True, italic=True))
+        elif len(members) != online:
+            text.append(f" · {len(members)} here", Style(dim=True))
+        for m in members:
+            text.append("\n")
+            glyph = STATUS_GLYPHS.get(m.status, "?")
+            text.append(glyph + " ", Style(color=STATUS_COLOURS.get(m.status)))
+            name = safe_name(m.username)
+            text.append(name, Style(color=user_colour(m.username), bold=m.user_id == self.me, dim=m.status == "offline"))
+            if m.connections > 1:
+                text.append(f" ×{m.connections}", Style(dim=True))
+            if m.user_id == self.me:
+                text.append(" (you)", Style(dim=True))
+        self.update(text)
