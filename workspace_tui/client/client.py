@@ -499,6 +499,14 @@ class ChatClient:
         self._gate.connected(self.limits.messages_per_minute, now)
         self._last_send = now
         self._set_state(ConnectionState.CONNECTED, attempt=self._attempt)
+        if self._resume and not self._resuming:
+            # A plain join: whatever is stored after the newest message at this moment reaches us
+            # live or by a later resume, so that id is our resume point before we have seen a
+            # single message (else a drop before the first one loses what is sent meanwhile).
+            # No id: the store is empty, resume from its very beginning.
+            self._last_id = frame.last_message_id or p.make_message_id(0, 0)
+            self._last_id_dirty = True
+            self._have_resume_point = True
         self._emit(
             Joined(
                 frame.user_id, frame.username, frame.connected_users, frame.users, frame.limits, self._resuming
