@@ -1,10 +1,12 @@
 """A client that has not yet seen a single message must still resume without loss.
 
-Found by the cutting proxy (seed 1234 with ``history=0``): a ``ChatClient``
-built the way the TUI builds it (no ``join_history``) that joins an empty
-workspace has no resume point, so after a drop it reconnects with a plain
-join and gets only the last ``--history`` messages: whatever was sent before
-those, while it was away, never arrives.
+Found by the cutting proxy (seed 1234): a ``ChatClient`` built the way the
+TUI builds it (no ``join_history``) that joined an empty workspace had no
+resume point, so after a drop it reconnected with a plain join and got only
+the last ``--history`` messages: whatever was sent before those, while it was
+away, never arrived (all 150 with ``--history 0``, the oldest 50 with 100).
+Fixed: a plain join takes the ``connected`` frame's ``lastMessageId`` (or the
+store's beginning when it is empty) as the resume point.
 """
 
 from __future__ import annotations
@@ -19,11 +21,6 @@ from tests.server.support import join
 from .support import CuttingProxy, classify, client_view
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ChatClient without join_history keeps no resume point until it sees a message; "
-    "a reconnect then gets only the last --history messages (all lost with --history 0, the oldest 50 of 150 with 100)",
-)
 @pytest.mark.parametrize("history", [0, 100])
 async def test_resume_before_the_first_message_was_seen(server_factory, tmp_path, history):
     server = await server_factory(rate_limit=0, history=history)

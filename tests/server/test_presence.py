@@ -37,8 +37,15 @@ async def test_online_on_first_connection_offline_after_last(server):
     b1 = await join(server, "bob")
     on = await a.expect("presence:update")
     assert on["data"]["username"] == "bob" and on["data"]["status"] == "online"
-    b2 = await join(server, "bob")  # second connection: no new online
-    await b1.close()  # one of two closes: still online
+    b2 = await join(server, "bob")  # second connection: same status, new count
+    two = await a.recv()
+    assert two["type"] == "presence:update" and two["data"]["status"] == "online", two
+    assert two["data"]["connections"] == 2
+    mine = await b1.expect("presence:update", username="bob")  # bob's other connection learns it too
+    assert mine["data"]["connections"] == 2
+    await b1.close()  # one of two closes: still online, one connection
+    one = await a.recv()
+    assert one["data"] == {"userId": user_id_for("bob"), "username": "bob", "status": "online", "connections": 1}
     await b2.say("still here")
     nxt = await a.recv()
     assert nxt["type"] == "message:new", nxt

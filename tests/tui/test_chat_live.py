@@ -310,13 +310,14 @@ async def test_failed_message_shows_reason_and_can_be_retried_or_discarded(tmp_p
 
 
 async def test_serve_hosts_a_server_in_process_and_joins_it(tmp_path):
+    import functools
+
     from workspace_tui.client import ChatClient
-    from workspace_tui.server import ServerConfig
+    from workspace_tui.server import ServerConfig, start_server
     from workspace_tui.tui.app import ChatApp
 
-    app = ChatApp(
-        "ws://unused/ws", "alice", serve=ServerConfig(port=0, db_path=tmp_path / "s.sqlite3"), auto_away_minutes=0
-    )
+    serve = functools.partial(start_server, ServerConfig(port=0, db_path=tmp_path / "s.sqlite3"))
+    app = ChatApp("ws://unused/ws", "alice", serve=serve, auto_away_minutes=0)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status_bar.state is ConnectionState.CONNECTED)
         assert app.url == app.server.url and f":{app.server.port}/" in screen_text(app)

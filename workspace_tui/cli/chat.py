@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from workspace_tui.cli.options import connection_options, default_username
@@ -51,12 +53,14 @@ def chat(
     serve_config = None
     if serve:
         from workspace_tui.paths import default_db_path
-        from workspace_tui.server import ServerConfig
+        from workspace_tui.server import ServerConfig, start_server
 
         db_path = db or default_db_path()
         if db is None:
             default_db_path().parent.mkdir(parents=True, exist_ok=True)
-        serve_config = ServerConfig(host="127.0.0.1", port=port, db_path=db_path, token=token)
+        serve_config = functools.partial(
+            start_server, ServerConfig(host="127.0.0.1", port=port, db_path=db_path, token=token)
+        )
         url = f"ws://127.0.0.1:{port}/ws"
 
     app = ChatApp(

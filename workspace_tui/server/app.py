@@ -132,7 +132,7 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
         self._sweeper = asyncio.create_task(self._sweep())
         if cfg.ping_interval:
             self._keepalive_task = asyncio.create_task(self._keepalive())
-        log.info("listening on %s (store: %s)", self.url, self.store.path)
+        log.debug("listening on %s (store: %s)", self.url, self.store.path)  # `serve` prints the line itself
 
     async def close(self) -> None:
         """Close every connection with 1001, flush the store and stop."""
@@ -236,6 +236,11 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
             self.hub.publish(
                 presence_frame(u.user_id, u.username, u.status, len(u.peers)), exclude_user=u.user_id, lazy=True
             )
+        elif was_visible and not session.quiet:
+            # Another connection of a visible user: same status, new count (rosters show xN live).
+            self.hub.publish(
+                presence_frame(u.user_id, u.username, u.status, len(u.peers)), exclude_peer=peer, lazy=True
+            )
         log.info(
             "connect %s%s (%d connection(s) of this user, %d in all)",
             u.username,
@@ -271,6 +276,8 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
                 self.hub.publish(
                     presence_frame(u.user_id, u.username, "offline", 0), exclude_user=u.user_id, lazy=True
                 )
+            elif was_visible and u.visible and not self._closing:  # one of several closed: new count
+                self.hub.publish(presence_frame(u.user_id, u.username, u.status, len(u.peers)), lazy=True)
         self.presence.forget_if_unused(u)
         if peer.session is not None:
             peer.session.release()

@@ -9,7 +9,7 @@ the client for what the user asks (send, presence, typing, older pages).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from rich.text import Text
@@ -108,11 +108,13 @@ class ChatApp(App[None]):
         default_username: str | None = None,
         bell: bool = True,
         auto_away_minutes: float = 10.0,
-        serve: Any = None,
+        serve: Callable[[], Awaitable[Any]] | None = None,
         client_factory: Callable[[str, str, str | None], Any] | None = None,
         connect: bool = True,
     ) -> None:
-        """``serve``: a ``ServerConfig`` to host in-process before joining.
+        """``serve``: an async factory (``partial(start_server, config)``) for a server
+        to host in-process before joining; it must return an object with ``url``
+        and ``async close()``.
 
         ``connect=False`` builds the screen without a client (snapshot tests feed
         it Messages directly).
@@ -165,13 +167,11 @@ class ChatApp(App[None]):
         if not self.connect:
             return
         if self.serve_config is not None:
-            from workspace_tui.server import start_server
-
+            # An embedded server, started by the caller's factory: the TUI never imports the server.
             try:
-                self.server = await start_server(self.serve_config)
+                self.server = await self.serve_config()
             except OSError as exc:
-                port = getattr(self.serve_config, "port", "?")
-                self.exit(return_code=1, message=Text(f"workspace: cannot start the server on port {port}: {exc}"))
+                self.exit(return_code=1, message=Text(f"workspace: cannot start the embedded server: {exc}"))
                 return
             self.url = self.server.url
             self.status_bar.server = self.url
