@@ -81,6 +81,8 @@ class Soak:
         self.rss: list[tuple[float, int]] = []
         self.actions = {"message": 0, "typing": 0, "presence": 0}
         self.t0 = 0.0
+        self.finishing = False  # set when we close the clients ourselves
+        self.early: list[str] = []  # how connections that ended before that ended
 
     # -- server ------------------------------------------------------------------
 
@@ -116,8 +118,10 @@ class Soak:
     async def join(self, peer: Peer) -> None:
         for attempt in range(5):
             try:
+                # Protocol pings every 20 s, as ChatClient does: they are the heartbeat that keeps a quiet
+                # user inside the idle timeout (300 s).
                 peer.ws = await connect(f"{self.url}?username={peer.name}", open_timeout=30, max_size=None,
-                                        ping_interval=None, close_timeout=2)
+                                        ping_interval=20, ping_timeout=60, close_timeout=2)
                 break
             except (OSError, asyncio.TimeoutError):
                 await asyncio.sleep(0.2 * (attempt + 1))
@@ -149,6 +153,8 @@ class Soak:
             peer.closed = f"{type(exc).__name__}: {exc}"
         else:
             peer.closed = f"closed {peer.ws.close_code} {peer.ws.close_reason}"
+        if not self.finishing:
+            self.early.append(peer.closed)
 
     async def act(self, peer: Peer, until: float) -> None:
         assert peer.ws is not None
@@ -207,6 +213,7 @@ class Soak:
             rss_end = rss_kb(self.proc.pid)
         finally:
             sampler.cancel()
+            self.finishing = True
             for p in self.peers:
                 if p.ws is not None:
                     await p.ws.close()
@@ -251,7 +258,8 @@ class Soak:
             "duplicated_or_reordered_at_clients": sum(p.disorder for p in self.peers),
             "other_frames": sum(p.other_frames for p in self.peers),
             "error_frames": errors,
-            "clients_closed_early": sum(1 for p in self.peers if p.closed is not None and not p.closed.startswith("closed 1000")),
+            "clients_closed_early": len(self.early),
+            "early_close_reasons": sorted(set(self.early))[:10],
             "rss_kb_start": self.rss[0][1] if self.rss else None,
             "rss_kb_after_join": rss_joined,
             "rss_kb_steady_min": min(steady) if steady else None,

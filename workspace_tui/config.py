@@ -19,7 +19,6 @@ flag, then environment variable, then this file, then the built-in default.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,18 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     """The parsed config file, or ``{}`` when there is none."""
     path = path or config_file()
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        fh = open(path, "rb")
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    import tomllib  # only when there is a file: every command starts here
+
+    with fh:
+        try:
+            return tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
 
 
 def command_defaults(config: dict[str, Any], command: str) -> dict[str, Any]:

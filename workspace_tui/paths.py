@@ -7,12 +7,16 @@ multi-profile setups use this).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 
 import platformdirs
+
+try:  # the builtin module: ``import hashlib`` would load OpenSSL's too (~1.5 ms at startup)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - CPython always has it
+    from hashlib import blake2b as _blake2b
 
 APP_NAME = "workspace"
 
@@ -41,7 +45,7 @@ def default_db_path() -> Path:
 def server_slug(url: str) -> str:
     """A short, filesystem-safe name for a server URL (``127.0.0.1-4000-ab12cd34``)."""
     readable = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[-1].split("?", 1)[0]).strip("-")[:40]
-    digest = hashlib.blake2b(url.encode(), digest_size=4).hexdigest()
+    digest = _blake2b(url.encode(), digest_size=4).hexdigest()
     return f"{readable}-{digest}"
 
 

@@ -17,12 +17,16 @@ field for field; everything added is documented in ``docs/protocol.md``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, Union
+
+try:  # the builtin module: ``import hashlib`` would load OpenSSL's too (~1.5 ms at startup)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - CPython always has it
+    from hashlib import blake2b as _blake2b
 
 # -- constants ---------------------------------------------------------------
 
@@ -125,7 +129,7 @@ def sanitize_text(text: str) -> str:
 
 def user_id_for(username: str) -> str:
     """The stable ``userId`` of a username: the same on every node and restart."""
-    return "user_" + hashlib.blake2b(username.encode(), digest_size=8).hexdigest()
+    return "user_" + _blake2b(username.encode(), digest_size=8).hexdigest()
 
 
 def make_message_id(ms: int, seq: int) -> str:
@@ -327,10 +331,11 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
     kind = obj.get("type")
     cmid = obj.get("clientMsgId")
     if kind == "message:send":
-        if cmid is not None and not (isinstance(cmid, str) and 0 < len(cmid) <= MAX_CLIENT_MSG_ID):
+        # Printable only: the id is echoed in message:new to every user, so it must be as inert as text.
+        if cmid is not None and not (isinstance(cmid, str) and 0 < len(cmid) <= MAX_CLIENT_MSG_ID and cmid.isprintable()):
             raise FrameError(
                 ERR_INVALID_FIELD,
-                f"clientMsgId must be a string of 1 to {MAX_CLIENT_MSG_ID} characters",
+                f"clientMsgId must be a string of 1 to {MAX_CLIENT_MSG_ID} printable characters",
                 frame_type=kind,
             )
         text = obj.get("text")
@@ -366,7 +371,7 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         return RequestHistory(before, limit)
     if not isinstance(kind, str):
         raise FrameError(ERR_INVALID_FIELD, "type must be a string")
-    raise FrameError(ERR_UNKNOWN_TYPE, f"unknown frame type {kind[:64]!r}", frame_type=kind[:64])
+    raise FrameError(ERR_UNKNOWN_TYPE, f"unknown frame type {kind[:64]!r}", frame_type=sanitize_text(kind[:64]))
 
 
 def client_frame(request: ClientFrame) -> dict[str, Any]:

@@ -263,7 +263,8 @@ async def test_tail_events_adds_presence_and_typing(tmp_path):
         rows = [json.loads(line) for line in out.decode().splitlines()]
         assert rows[-1]["text"] == "hi" and "type" not in rows[-1]
         nora_id = rows[-1]["userId"]
-        assert {"type": "presence:update", "userId": nora_id, "username": "nora", "status": "online"} in rows
+        presence = {"type": "presence:update", "userId": nora_id, "username": "nora", "status": "online", "connections": 1}
+        assert presence in rows
         assert {"type": "typing:indicator", "userId": nora_id, "username": "nora", "isTyping": True} in rows
         await nora.close()
     finally:
@@ -284,4 +285,94 @@ async def test_send_429_says_why_without_waiting_out_the_timeout(tmp_path):
             assert "too many connections" in r.stderr and "429" in r.stderr
             assert loop.time() - t0 < 6  # the 30 s wait would pass the timeout: said at once
     finally:
+        await server.close()
+
+
+class AckEatingProxy:
+    """A TCP proxy that passes everything until it sees the server's ``message:new``: it drops
+    that (the ack is lost), cuts the connection, and refuses new ones until :meth:`heal`."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.eating = True
+        self.eaten = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def heal(self) -> None:
+        self.eating = False
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.eating and self.eaten:  # "down" until healed
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        pair = (writer, up_writer)
+        self._writers.update(pair)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, downstream: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    # Frames from the server are unmasked JSON (no compression): the ack is visible.
+                    if downstream and self.eating and b'"message:new"' in data:
+                        self.eaten += 1
+                        break
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, RuntimeError):
+                pass
+            finally:
+                for w in pair:
+                    w.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+
+    async def close(self) -> None:
+        for w in self._writers:
+            w.transport.abort()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_send_exit_3_when_the_ack_is_lost_keeps_the_message_and_never_duplicates(tmp_path):
+    """Stored, ack lost, server unreachable: exit 3, kept in the outbox; the next send completes it once."""
+    server = await start(tmp_path)
+    proxy = AckEatingProxy(server.port)
+    await proxy.start()
+    try:
+        r = await cli("send", "--url", proxy.url, "-u", "ann", "--timeout", "2", "stored, ack lost")
+        assert r.returncode == 3, r.stderr
+        assert "may have been stored" in r.stderr and "Do not send them again" in r.stderr
+        assert proxy.eaten == 1
+        assert await stored_texts(server.url, tmp_path) == ["stored, ack lost"]  # the server did store it
+        check = ChatClient(proxy.url, "ann", reconnect=False)
+        await check.start()
+        assert [e.text for e in check.outbox()] == ["stored, ack lost"]  # kept, not failed
+        await check.close()
+
+        proxy.heal()
+        r = await cli("send", "--url", proxy.url, "-u", "ann", "next one")
+        assert r.returncode == 0, r.stderr
+        # The kept message was resent with its clientMsgId: the server answered with the stored copy.
+        assert await stored_texts(server.url, tmp_path) == ["stored, ack lost", "next one"]
+        check = ChatClient(proxy.url, "ann", reconnect=False)
+        await check.start()
+        assert check.outbox() == []
+        await check.close()
+    finally:
+        await proxy.close()
         await server.close()

@@ -111,11 +111,20 @@ class CuttingProxy:
     sides (RST). After *max_cuts* cuts it forwards cleanly, so a test ends.
     """
 
-    def __init__(self, target_port: int, *, seed: int, max_cuts: int, budget: tuple[int, int] = (64, 16_384)) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        seed: int,
+        max_cuts: int,
+        budget: tuple[int, int] = (64, 16_384),
+        up_budget: tuple[int, int] | None = None,
+    ) -> None:
         self.target_port = target_port
         self.rng = random.Random(seed)
         self.max_cuts = max_cuts
-        self.budget = budget
+        self.budget = budget  # bytes server -> client before a cut
+        self.up_budget = up_budget or budget  # bytes client -> server (clients send less: cut sooner)
         self.stats = CutStats()
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -144,10 +153,10 @@ class CuttingProxy:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def _draw(self) -> int | None:
+    def _draw(self, bounds: tuple[int, int]) -> int | None:
         if self.stats.cuts >= self.max_cuts:
             return None
-        return self.rng.randint(*self.budget)
+        return self.rng.randint(*bounds)
 
     async def _accept(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
@@ -164,8 +173,8 @@ class CuttingProxy:
             c_writer.transport.abort()
             s_writer.transport.abort()
 
-        up = asyncio.create_task(self._pipe(c_reader, s_writer, self._draw(), kill, cut, "upstream"))
-        down = asyncio.create_task(self._pipe(s_reader, c_writer, self._draw(), kill, cut, "downstream"))
+        up = asyncio.create_task(self._pipe(c_reader, s_writer, self._draw(self.up_budget), kill, cut, "upstream"))
+        down = asyncio.create_task(self._pipe(s_reader, c_writer, self._draw(self.budget), kill, cut, "downstream"))
         self._tasks |= {up, down}
         try:
             await asyncio.gather(up, down, return_exceptions=True)

@@ -26,7 +26,7 @@ TOTAL = len(SENDERS) * PER_SENDER
 async def test_random_cuts_mid_frame_lose_and_duplicate_nothing(server_factory, tmp_path, seed):
     db = tmp_path / f"server-{seed}.sqlite3"
     server = await server_factory(db_path=db, rate_limit=0)
-    proxy = CuttingProxy(server.port, seed=seed, max_cuts=40, budget=(32, 12_000))
+    proxy = CuttingProxy(server.port, seed=seed, max_cuts=40, budget=(32, 12_000), up_budget=(32, 3_000))
     url = await proxy.start()
     clients = {
         n: ChatClient(url, n, state_path=tmp_path / f"{n}-{seed}.outbox", backoff_base=0.02, backoff_cap=0.1)

@@ -80,13 +80,19 @@ async def test_every_path_to_a_client_and_the_store_carry_cleaned_text(server_fa
         await c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: clientMsgId is broadcast raw in message:new to every user (escapes, bidi)")
-async def test_client_msg_id_reaches_others_without_control_characters(server):
+async def test_client_msg_id_with_control_characters_is_refused_not_broadcast(server):
+    # It used to be echoed raw in message:new to every user (found by this test).
     mallory = await join(server, "mallory")
     watcher = await join(server, "watcher")
     await mallory.send({"type": "message:send", "text": "hi", "clientMsgId": "\x1b]52;c;aGk=\x07\u202e"})
+    err = await mallory.expect("error")
+    assert err["code"] == "invalid_field" and "clientMsgId" not in err
+    await mallory.send({"type": "\x1b[2J\u202e"})
+    err = await mallory.expect("error")
+    assert err["code"] == "unknown_type" and not FORBIDDEN.search(json.dumps(err, ensure_ascii=False))
+    await mallory.say("fine", clientMsgId="c-1")
     frame = await watcher.expect("message:new")
-    assert not any(FORBIDDEN.search(v) for v in frame["data"].values() if isinstance(v, str)), frame
+    assert frame["data"]["text"] == "fine" and frame["data"]["clientMsgId"] == "c-1"  # the refused one never came
     await mallory.close()
     await watcher.close()
 

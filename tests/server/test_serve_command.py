@@ -65,6 +65,7 @@ async def test_prints_one_line_and_sigterm_closes_with_1001(tmp_path):
         assert ws.close_code == 1001
         assert proc.p.wait(10) == 0
         assert proc.p.stdout.read() == ""  # exactly one line on stdout
+        assert "listening on" not in proc.p.stderr.read()  # ... and not repeated by the log on the terminal
     finally:
         if proc.p.poll() is None:
             proc.p.kill()

@@ -70,6 +70,21 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await h.stop()
 
 
+async def delivered(client: ChatClient, timeout: float = 15.0) -> None:
+    """Wait until the server has acknowledged everything *client* sent (its outbox is empty).
+
+    Seed history through this before an app joins, so what the app gets on join
+    does not depend on how fast the seeder's sends land.
+    """
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while client.outbox():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{client.username}: {len(client.outbox())} message(s) still unacknowledged")
+        await asyncio.sleep(0.02)
+
+
 async def wait_until(
     pilot: Any, condition: Callable[[], Any], timeout: float = 10.0, what: str = "", detail: Callable[[], Any] | None = None
 ) -> Any:
@@ -100,6 +115,12 @@ def screen_text(app: ChatApp) -> str:
     )
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text()
+
+
+def screen_with(app: ChatApp, *needles: str) -> str | None:
+    """The screen's text when every needle is on it, else ``None`` (for ``wait_until``)."""
+    text = screen_text(app)
+    return text if all(n in text for n in needles) else None
 
 
 def events_of(client: ChatClient) -> list[Any]:

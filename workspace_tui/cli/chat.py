@@ -45,9 +45,17 @@ def chat(
 
     \b
     Keys: Enter sends, Ctrl+J or Alt+Enter adds a line, Up/Down recall,
-    F2 online, F3 away, F4 busy, F5 offline, F8 retry / F9 discard a failed
-    message, F1 or ? help, Ctrl+P command palette, Ctrl+Q quit.
+    F2 online, F3 away, F4 busy, F5 offline, Ctrl+F failed messages, F8 retry /
+    F9 discard a failed message, F1 or ? help, Ctrl+P command palette,
+    Ctrl+Q quit. Auto-away applies only while your status is online.
+
+    \b
+    Remap keys in the config file, by binding id (F1 lists them all):
+      [chat.keys]
+      "status.away" = "ctrl+a"
+      "message.failed" = "f6"
     """
+    keymap = _keymap_from_config()
     from workspace_tui.tui.app import ChatApp
 
     serve_config = None
@@ -71,7 +79,22 @@ def chat(
         bell=bell,
         auto_away_minutes=auto_away,
         serve=serve_config,
+        keymap=keymap,
     )
     app.run()
     if app.return_code:
         raise SystemExit(app.return_code)
+
+
+def _keymap_from_config() -> dict[str, str]:
+    """The ``[chat.keys]`` table of the config file, checked (a usage error says what is wrong)."""
+    from workspace_tui.tui.keys import KeymapError, check_keymap
+
+    ctx = click.get_current_context()
+    table = (ctx.default_map or {}).get("keys")
+    if table is None:
+        return {}
+    try:
+        return check_keymap(table)
+    except KeymapError as exc:
+        raise click.UsageError(str(exc)) from None

@@ -24,9 +24,15 @@ SEND_EPILOG = """\b
 Exit codes:
   0  delivered (or, with --queue, kept in the outbox for later)
   2  usage error
-  3  server unreachable within --timeout
+  3  server unreachable within --timeout. Not delivered, and not kept:
+     sending it again is safe. One exception, said on stderr: if the
+     connection dropped after the message went out, the server may
+     have stored it. That message stays in the outbox and your next
+     chat, tail or send completes it (stored once, whatever happened);
+     do not send it again yourself.
   4  rejected: the server's reason is on stderr (bad username or
-     token, empty or too large, rate limited beyond --timeout)
+     token, empty or too large, rate limited beyond --timeout);
+     the exception under 3 applies here too
 
 \b
 Examples:
@@ -180,8 +186,12 @@ async def _send(
         pending_ours = [c for c in ours if c not in acked and c not in failed]
         unreachable = client.state is not ConnectionState.CONNECTED
         keep = queue and unreachable and stopped is None
+        # Sent, never answered: maybe stored. Discarding it would turn the user's resend into a
+        # duplicate; kept, the next client's resend carries the same clientMsgId and the server
+        # answers with the stored copy instead of storing it twice.
+        in_doubt = [c for c in pending_ours if client.in_doubt(c)]
         for cmid in ours:  # what we report as not delivered must not go out later by surprise
-            if cmid in failed or (cmid in pending_ours and not keep):
+            if cmid in failed or (cmid in pending_ours and not keep and cmid not in in_doubt):
                 await client.discard(cmid)
         await client.close()
 
@@ -196,6 +206,12 @@ async def _send(
     for cmid, reason in failed.items():
         which = "your message" if cmid in ours else "an earlier queued message"
         _err(f"workspace send: {which} was rejected: {sanitize_text(reason)}")
+    if in_doubt and not keep:
+        _err(
+            f"workspace send: {len(in_doubt)} message(s) went out but the server did not confirm"
+            " them; they may have been stored. Kept in the outbox: your next chat, tail or send"
+            " completes them, once. Do not send them again yourself."
+        )
     if stopped is not None:
         _err(f"workspace send: {sanitize_text(stopped.reason or 'refused')}")
         return EXIT_REJECTED
@@ -212,10 +228,14 @@ async def _send(
         if unreachable:
             _err(f"workspace send: server unreachable within {timeout:g} s: {why}")
             return EXIT_UNREACHABLE
-        _err(
-            f"workspace send: rejected: not acknowledged within {timeout:g} s"
-            " (rate limited or the server is too busy); the message was not kept"
-        )
+        dropped = len(pending_ours) - len(in_doubt)
+        if dropped:
+            _err(
+                f"workspace send: rejected: not acknowledged within {timeout:g} s"
+                " (rate limited or the server is too busy); the message was not kept"
+            )
+        else:
+            _err(f"workspace send: rejected: not acknowledged within {timeout:g} s (the server is too busy)")
         return EXIT_REJECTED
     return EXIT_OK
 
@@ -331,11 +351,13 @@ async def _tail(
                 if count is not None and seen_new >= count:
                     return EXIT_OK
             elif with_events and isinstance(event, PresenceChanged):
-                out.event(
-                    "presence:update",
-                    {"userId": event.user_id, "username": event.username, "status": event.status},
-                    f"{event.username} is {event.status}",
-                )
+                data = {"userId": event.user_id, "username": event.username, "status": event.status}
+                readable = f"{event.username} is {event.status}"
+                if event.connections is not None:
+                    data["connections"] = event.connections
+                    if event.connections > 1:
+                        readable += f" ({event.connections} connections)"
+                out.event("presence:update", data, readable)
             elif with_events and isinstance(event, TypingChanged):
                 out.event(
                     "typing:indicator",

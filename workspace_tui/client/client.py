@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from workspace_tui.client.events import (
     StateChanged,
     TypingChanged,
 )
+from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
 from workspace_tui.client.pacing import SeenIds, SendGate
 
@@ -120,12 +120,10 @@ class ChatClient:
         self._resume_on_start = resume_on_start
         self._resume = resume and reconnect
         self._store: Outbox | None = None
-        self._entries: OrderedDict[str, OutboxEntry] = OrderedDict()
-        self._codes: dict[str, str] = {}  # client_msg_id -> error code of failed entries
+        self._ledger = Ledger()  # the outbox in memory: entries, failures, what is in flight
         self._loaded: list[str] = []  # entries found on disk when the store was opened
         self._attempt = 0
         self._stopping = asyncio.Event()
-        self._sent: dict[str, int] = {}  # client_msg_id -> frame size, sent on this connection
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
@@ -147,7 +145,7 @@ class ChatClient:
     @property
     def queued(self) -> int:
         """Messages in the outbox waiting for the server (failed ones not counted)."""
-        return sum(1 for e in self._entries.values() if not e.failed)
+        return self._ledger.queued
 
     @property
     def last_message_id(self) -> str | None:
@@ -160,7 +158,16 @@ class ChatClient:
 
     def outbox(self) -> list[OutboxEntry]:
         """Every outbox entry in send order, failed ones included."""
-        return list(self._entries.values())
+        return list(self._ledger.entries.values())
+
+    def in_doubt(self, client_msg_id: str) -> bool:
+        """Whether the message went out and no answer came back: the server may have stored it.
+
+        Such a message is safe to leave in the outbox: a later resend carries the
+        same ``clientMsgId``, which the server answers with the stored message
+        instead of storing it twice.
+        """
+        return client_msg_id in self._ledger.in_doubt
 
     async def start(self) -> None:
         """Start connecting in the background; replays the stored outbox as events first."""
@@ -170,12 +177,12 @@ class ChatClient:
         self._last_id = store.get(LAST_MESSAGE_ID)
         self._have_resume_point = bool(self._resume_on_start and self._last_id)
         for cmid in self._loaded:
-            entry = self._entries.get(cmid)
+            entry = self._ledger.get(cmid)
             if entry is None:
                 continue
             self._emit(MessagePending(entry))
             if entry.failed:
-                self._emit(MessageFailed(entry, self._codes.get(entry.client_msg_id) or "failed", entry.error or ""))
+                self._emit(MessageFailed(entry, self._ledger.codes.get(cmid) or "failed", entry.error or ""))
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ChatClient {self.username}")
 
     async def events(self) -> AsyncIterator[ClientEvent]:
@@ -201,9 +208,7 @@ class ChatClient:
         if problem:
             entry = OutboxEntry(cmid, text, entry.created_at, failed=True, error=problem[1])
         store.add(entry, problem[0] if problem else None)
-        self._entries[cmid] = entry
-        if problem:
-            self._codes[cmid] = problem[0]
+        self._ledger.add(entry, problem[0] if problem else None)
         self._emit(MessagePending(entry))
         if problem:
             self._emit(MessageFailed(entry, problem[0], problem[1]))
@@ -212,7 +217,7 @@ class ChatClient:
 
     async def retry(self, client_msg_id: str) -> bool:
         """Send a failed message again (it keeps its place in the order)."""
-        entry = self._entries.get(client_msg_id)
+        entry = self._ledger.get(client_msg_id)
         if entry is None or not entry.failed:
             return False
         entry = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at)
@@ -221,17 +226,14 @@ class ChatClient:
             self._fail(entry, *problem)
             return False
         self._open_store().mark_pending(client_msg_id)
-        self._entries[client_msg_id] = entry
-        self._codes.pop(client_msg_id, None)
+        self._ledger.pending_again(entry)
         self._emit(MessagePending(entry))
         self._wake.set()
         return True
 
     async def discard(self, client_msg_id: str) -> bool:
         """Drop a message from the outbox (normally a failed one) without sending it."""
-        entry = self._entries.pop(client_msg_id, None)
-        self._codes.pop(client_msg_id, None)
-        self._sent.pop(client_msg_id, None)
+        entry = self._ledger.remove(client_msg_id)
         removed = self._open_store().remove(client_msg_id)
         return entry is not None or removed
 
@@ -294,11 +296,7 @@ class ChatClient:
             if self._closing:
                 raise RuntimeError("client is closed")
             self._store = Outbox(self.state_path)
-            for entry, code in self._store.entries():
-                self._entries.setdefault(entry.client_msg_id, entry)
-                self._loaded.append(entry.client_msg_id)
-                if code:
-                    self._codes[entry.client_msg_id] = code
+            self._loaded.extend(e.client_msg_id for e in self._ledger.load(self._store.entries()))
         return self._store
 
     def _emit(self, event: ClientEvent) -> None:
@@ -330,13 +328,10 @@ class ChatClient:
         return None
 
     def _fail(self, entry: OutboxEntry, code: str, reason: str) -> None:
-        failed = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at, failed=True, error=reason)
-        if entry.client_msg_id in self._entries:
-            self._entries[entry.client_msg_id] = failed
-            self._codes[entry.client_msg_id] = code
-            if self._store is not None:
-                self._store.mark_failed(entry.client_msg_id, code, reason)
-        self._sent.pop(entry.client_msg_id, None)
+        known = entry.client_msg_id in self._ledger
+        failed = self._ledger.failed(entry, code, reason)
+        if known and self._store is not None:
+            self._store.mark_failed(entry.client_msg_id, code, reason)
         self._emit(MessageFailed(failed, code, reason))
         self._wake.set()
 
@@ -442,7 +437,7 @@ class ChatClient:
     async def _session(self, ws: ClientConnection) -> tuple[str, float | None]:
         """Run one open connection; returns why it ended and how long it was joined."""
         self._ws = ws
-        self._sent.clear()
+        self._ledger.connection_closed()  # nothing from an earlier connection is in flight on this one
         joined_at: float | None = None
         helpers: list[asyncio.Task[None]] = []
         reason = "connection lost"
@@ -489,7 +484,7 @@ class ChatClient:
                 self._fail_biggest_in_flight()
             elif code == p.CLOSE_POLICY:  # closed for flooding: start over gently
                 self._gate.flooded(time.monotonic())
-        self._sent.clear()
+        self._ledger.connection_closed()
         return reason, (time.monotonic() - joined_at) if joined_at is not None else None
 
     def _on_connected(self, frame: p.Connected) -> None:
@@ -514,13 +509,10 @@ class ChatClient:
         )
         # Messages stored by another process of this user since we started.
         if self._store is not None:
-            for entry, code in self._store.entries():
-                if entry.client_msg_id not in self._entries:
-                    self._entries[entry.client_msg_id] = entry
-                    self._emit(MessagePending(entry))
-                    if entry.failed:
-                        self._codes[entry.client_msg_id] = code or "failed"
-                        self._emit(MessageFailed(entry, code or "failed", entry.error or ""))
+            for entry in self._ledger.load(self._store.entries()):
+                self._emit(MessagePending(entry))
+                if entry.failed:
+                    self._emit(MessageFailed(entry, self._ledger.codes[entry.client_msg_id], entry.error or ""))
         self._wake.set()
 
     def _on_frame(self, frame: p.ServerFrame | None) -> None:
@@ -560,16 +552,13 @@ class ChatClient:
 
     def _on_error(self, frame: p.ServerError) -> None:
         cmid = frame.client_msg_id
-        entry = self._entries.get(cmid) if cmid else None
+        entry = self._ledger.get(cmid) if cmid else None
         if entry is None or entry.failed:
             self._emit(ErrorReceived(frame.code, frame.message, frame.frame_type, frame.retry_after_ms))
             return
         if frame.code in (p.ERR_RATE_LIMITED, p.ERR_UNAVAILABLE):
             self._gate.rate_limited(frame.retry_after_ms, time.monotonic())
-            # Resend from the rejected message on, in order.
-            order = list(self._entries)
-            for later in order[order.index(cmid) :]:
-                self._sent.pop(later, None)
+            self._ledger.resend_from(cmid)  # from the rejected message on, in order
             self._emit(ErrorReceived(frame.code, frame.message, frame.frame_type, frame.retry_after_ms, cmid))
             self._wake.set()
             return
@@ -579,10 +568,8 @@ class ChatClient:
         """Settle our outbox entry for *message*; ``True`` when the message is ours."""
         own = message.username == self.username
         cmid = message.client_msg_id
-        if own and cmid and cmid in self._entries:
-            entry = self._entries.pop(cmid)
-            self._sent.pop(cmid, None)
-            self._codes.pop(cmid, None)
+        if own and cmid and cmid in self._ledger:
+            entry = self._ledger.acknowledged(cmid)
             if self._store is not None:
                 self._store.remove(cmid)
             if entry is not None:
@@ -613,10 +600,8 @@ class ChatClient:
         self._last_id_flushed = now
 
     def _fail_biggest_in_flight(self) -> None:
-        if not self._sent:
-            return
-        cmid = max(self._sent, key=self._sent.__getitem__)
-        entry = self._entries.get(cmid)
+        cmid = self._ledger.biggest_in_flight()
+        entry = self._ledger.get(cmid) if cmid else None
         if entry is not None:
             self._fail(entry, ERR_TOO_LARGE, "message is too large for the server (closed with 1009)")
 
@@ -637,18 +622,12 @@ class ChatClient:
         self._last_send = time.monotonic()
         return True
 
-    def _next_unsent(self) -> OutboxEntry | None:
-        for entry in self._entries.values():
-            if not entry.failed and entry.client_msg_id not in self._sent:
-                return entry
-        return None
-
     async def _pump(self, ws: ClientConnection) -> None:
         """Send outbox entries in order, paced to the server's rate limit."""
         while True:
             self._wake.clear()
-            entry = self._next_unsent()
-            if entry is None or len(self._sent) >= self._gate.window:
+            entry = self._ledger.next_unsent()
+            if entry is None or len(self._ledger.in_flight) >= self._gate.window:
                 await self._wake.wait()
                 continue
             wait = self._gate.delay(time.monotonic())
@@ -660,7 +639,7 @@ class ChatClient:
                 self._fail(entry, *problem)
                 continue
             frame = self._encode(p.SendMessage(entry.text, entry.client_msg_id))
-            self._sent[entry.client_msg_id] = len(frame)
+            self._ledger.sent(entry.client_msg_id, len(frame))
             self._gate.take(time.monotonic())
             await ws.send(frame)
             self._last_send = time.monotonic()

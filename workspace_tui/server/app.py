@@ -89,6 +89,7 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
         self._sweeper: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self._limits_json: bytes | None = None
+        self._join_history: tuple[tuple[int, int], bytes] | None = None  # ((limit, store generation), frame)
         self.last_message_id: str | None = self.store.last_id()  # newest committed message
         self._ws_server: Any = None
         self._closing = False
@@ -188,7 +189,7 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
             self._limits_json = b'],"limits":' + encode(self.config.limits.to_wire())
         last = self.last_message_id
         tail = b',"lastMessageId":' + (b'"' + last.encode() + b'"' if last else b"null") + b"}"
-        return [head[:-1] + b',"users":[', self.presence.roster_json(), self._limits_json + tail]
+        return [head[:-1] + b',"users":[', *self.presence.roster_parts(), self._limits_json + tail]
 
     def _send_history(self, peer: Peer, session: Session) -> None:
         store, hub = self.store, self.hub
@@ -203,13 +204,22 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
                 last = i == len(chunks) - 1
                 hub.send(peer, history_frame(chunk, reason="resume", has_more=not last, gap=gap, since=since))
             return
-        messages, has_more = store.latest(session.history)
-        hub.send(peer, history_frame(messages, reason="join", has_more=has_more))
+        # Everyone who joins between two commits gets the same frame: read and encode it once.
+        key = (session.history, store.generation)
+        cached = self._join_history
+        if cached is None or cached[0] != key:
+            messages, has_more = store.latest(session.history)
+            cached = self._join_history = (key, encode(history_frame(messages, reason="join", has_more=has_more)))
+        hub.send_encoded(peer, cached[1])
 
     async def _handle(self, ws: ChatConnection) -> None:
         session = ws.session
         if session is None or session.released or self._closing:
             return
+        if ws.request is not None:
+            # websockets' parser generator keeps the Request alive for the whole connection:
+            # drop its headers (~1.5 KiB) as well as our references.
+            ws.request.headers.clear()
         ws.request, ws.response = DONE_REQUEST, DONE_RESPONSE
         loop = self.loop or asyncio.get_running_loop()
         u = self.presence.user(session.username)
@@ -248,8 +258,10 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
             len(u.peers) + u.quiet,
             len(self.hub.peers),
         )
+        recv = ws.recv
         try:
-            async for raw in ws:
+            while True:  # not ``async for``: its async generator frame is kept per connection
+                raw = await recv()
                 peer.last_seen = loop.time()
                 try:
                     self._on_frame(peer, raw)

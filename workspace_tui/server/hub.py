@@ -51,6 +51,7 @@ def text_frame(payload: bytes) -> bytes:
 
 
 BIG_WRITE = 64 * 1024  # above this, queued chunks are written one by one instead of joined (no copy)
+SMALL_CHUNK = 16 * 1024  # ... except runs of chunks smaller than this, which are joined
 
 
 class Peer:
@@ -324,8 +325,19 @@ class LocalHub(Hub):
                     if len(chunks) == 1:
                         tr.write(chunks[0])
                     elif sum(map(len, chunks)) > BIG_WRITE:
-                        for chunk in chunks:  # big (a roster, a resume): skip the copy of joining
+                        # big (a roster, a resume): write big chunks as they are (no copy),
+                        # runs of small ones joined (one syscall, not one each)
+                        small: list[bytes] = []
+                        for chunk in chunks:
+                            if len(chunk) < SMALL_CHUNK:
+                                small.append(chunk)
+                                continue
+                            if small:
+                                tr.write(small[0] if len(small) == 1 else b"".join(small))
+                                small = []
                             tr.write(chunk)
+                        if small:
+                            tr.write(small[0] if len(small) == 1 else b"".join(small))
                     else:
                         tr.write(b"".join(chunks))
                 else:

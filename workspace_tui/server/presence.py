@@ -50,7 +50,13 @@ class Presence:
         self.users: dict[str, UserState] = {}  # username -> state, for users with live peers
         self.visible: dict[str, UserState] = {}  # user_id -> state, visible users only
         self._entries: dict[str, bytes] = {}  # user_id -> encoded roster entry, visible users only
-        self._roster: bytes | None = None  # the encoded users array, until the next change
+        # The encoded ``users`` array as a joined base plus a short tail of users who became
+        # visible since: a join appends to the tail instead of re-joining the whole roster
+        # (~1 ms per join at 10,000 users). Any other change drops the base (rebuilt lazily).
+        self._base: bytes | None = None
+        self._base_ids: frozenset[str] = frozenset()
+        self._tail: dict[str, bytes] = {}
+        self._tail_json: bytes | None = None
         self.remembered: dict[str, tuple[str, float]] = {}  # username -> (status, expiry)
         self.status_memory = status_memory
 
@@ -66,13 +72,25 @@ class Presence:
 
     def refresh(self, u: UserState) -> None:
         """Recompute *u*'s place in the visible set after a change."""
-        self._roster = None
+        uid = u.user_id
         if u.visible:
-            self.visible[u.user_id] = u
-            self._entries[u.user_id] = encode(u.roster_entry().to_wire())
+            self.visible[uid] = u
+            entry = encode(u.roster_entry().to_wire())
+            if self._entries.get(uid) == entry:
+                return
+            self._entries[uid] = entry
+            if uid in self._base_ids:
+                self._base = None
+            else:
+                self._tail[uid] = entry
+                self._tail_json = None
         else:
-            self.visible.pop(u.user_id, None)
-            self._entries.pop(u.user_id, None)
+            self.visible.pop(uid, None)
+            if self._entries.pop(uid, None) is not None:
+                if uid in self._base_ids:
+                    self._base = None
+                elif self._tail.pop(uid, None) is not None:
+                    self._tail_json = None
 
     def forget_if_unused(self, u: UserState) -> None:
         if not u.peers and not u.quiet:
@@ -90,9 +108,22 @@ class Presence:
     def connected_users(self) -> int:
         return len(self.visible)
 
+    TAIL_MAX = 256  # users in the tail before it is merged into the base
+
+    def roster_parts(self) -> list[bytes]:
+        """The entries of the ``users`` array, encoded and comma-separated (no brackets), as
+        parts to write back to back; shared by every join until the next change."""
+        if self._base is None or len(self._tail) > self.TAIL_MAX:
+            self._base = b",".join(self._entries.values())
+            self._base_ids = frozenset(self._entries)
+            self._tail.clear()
+            self._tail_json = None
+        if not self._tail:
+            return [self._base]
+        if self._tail_json is None:
+            self._tail_json = b",".join(self._tail.values())
+        return [self._base, b",", self._tail_json] if self._base else [self._tail_json]
+
     def roster_json(self) -> bytes:
-        """The entries of the ``users`` array, encoded and comma-separated (no brackets);
-        one C-level join per change, shared by every join until the next change."""
-        if self._roster is None:
-            self._roster = b",".join(self._entries.values())
-        return self._roster
+        """The entries of the ``users`` array, encoded and comma-separated, as one bytes object."""
+        return b"".join(self.roster_parts())

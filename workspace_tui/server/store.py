@@ -69,6 +69,7 @@ class Store:
         self.db.executescript(_SCHEMA)
         row = self.db.execute("SELECT max(id) FROM messages").fetchone()
         self.clock = IdClock(row[0] if row else None)
+        self.generation = 0  # bumped by every commit: lets readers cache what they derived from the store
 
     # -- writes --------------------------------------------------------------
 
@@ -90,6 +91,8 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        finally:
+            self.generation += 1
 
     # -- reads ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from rich.text import Text
@@ -36,6 +37,8 @@ from workspace_tui.client.events import (
 )
 from workspace_tui.tui import messages as m
 from workspace_tui.tui.format import mentions, safe
+from workspace_tui.tui.keys import KEY_IDS
+from workspace_tui.tui.screens.failed import FailedScreen
 from workspace_tui.tui.screens.help import HelpScreen
 from workspace_tui.tui.screens.join import JoinScreen
 from workspace_tui.tui.widgets.chat_input import ChatInput
@@ -74,6 +77,12 @@ def message_for(event: ClientEvent) -> m.Message | None:
     return None
 
 
+def _binding(binding_id: str, action: str, description: str, **kwargs: Any) -> Binding:
+    """A remappable binding: its default key and tooltip come from :data:`~workspace_tui.tui.keys.KEY_IDS`."""
+    key, tooltip = KEY_IDS[binding_id]
+    return Binding(key, action, description, id=binding_id, tooltip=tooltip, **kwargs)
+
+
 def _default_client_factory(url: str, username: str, token: str | None) -> Any:
     from workspace_tui.client import ChatClient
 
@@ -86,17 +95,19 @@ class ChatApp(App[None]):
     CSS_PATH = "chat.tcss"
     TITLE = "workspace"
 
+    # Every binding has an id: users remap them in the config file ([chat.keys], see tui/keys.py).
     BINDINGS = [
-        Binding("f1", "help", "Help", id="help", tooltip="Show every key"),
-        Binding("f2", "status('online')", "Online", id="status.online", tooltip="Set your status to online"),
-        Binding("f3", "status('away')", "Away", id="status.away", tooltip="Set your status to away"),
-        Binding("f4", "status('busy')", "Busy", id="status.busy", tooltip="Set your status to busy"),
-        Binding("f5", "status('offline')", "Offline", id="status.offline", tooltip="Appear offline"),
-        Binding("f8", "retry_failed", "Retry", id="message.retry", tooltip="Retry your last failed message"),
-        Binding("f9", "discard_failed", "Discard", id="message.discard", tooltip="Discard your last failed message"),
-        Binding("pageup", "scroll_messages(-1)", "Page up", show=False, priority=True, id="messages.page_up"),
-        Binding("pagedown", "scroll_messages(1)", "Page down", show=False, priority=True, id="messages.page_down"),
-        Binding("ctrl+end", "jump_to_bottom", "Latest", show=False, id="messages.bottom"),
+        _binding("help", "help", "Help"),
+        _binding("status.online", "status('online')", "Online"),
+        _binding("status.away", "status('away')", "Away"),
+        _binding("status.busy", "status('busy')", "Busy"),
+        _binding("status.offline", "status('offline')", "Offline"),
+        _binding("message.failed", "failed_messages", "Failed"),
+        _binding("message.retry", "retry_failed", "Retry"),
+        _binding("message.discard", "discard_failed", "Discard"),
+        _binding("messages.page_up", "scroll_messages(-1)", "Page up", show=False, priority=True),
+        _binding("messages.page_down", "scroll_messages(1)", "Page down", show=False, priority=True),
+        _binding("messages.bottom", "jump_to_bottom", "Latest", show=False),
     ]
 
     def __init__(
@@ -111,6 +122,7 @@ class ChatApp(App[None]):
         serve: Callable[[], Awaitable[Any]] | None = None,
         client_factory: Callable[[str, str, str | None], Any] | None = None,
         connect: bool = True,
+        keymap: dict[str, str] | None = None,
     ) -> None:
         """``serve``: an async factory (``partial(start_server, config)``) for a server
         to host in-process before joining; it must return an object with ``url``
@@ -118,8 +130,18 @@ class ChatApp(App[None]):
 
         ``connect=False`` builds the screen without a client (snapshot tests feed
         it Messages directly).
+
+        ``keymap``: binding id -> key, checked with :func:`~workspace_tui.tui.keys.check_keymap`.
         """
         super().__init__()
+        if keymap:
+            self.set_keymap(keymap)
+            # A key the user chose wins over the message input's own use of it (ctrl+a, ctrl+e, f6...):
+            # check_keymap has already refused the keys needed for typing.
+            for key, bindings in self._bindings.key_to_bindings.items():
+                self._bindings.key_to_bindings[key] = [
+                    replace(b, priority=True) if b.id in keymap else b for b in bindings
+                ]
         self.url = url
         self.username = username
         self.token = token
@@ -162,6 +184,10 @@ class ChatApp(App[None]):
 
     async def on_mount(self) -> None:
         self.chat_input.focus()
+        if self._keymap:
+            self.message_list.failed_hint = (
+                f"{self.key_for('message.retry')} retry · {self.key_for('message.discard')} discard"
+            )
         if self.auto_away_seconds:
             self.set_interval(min(5.0, max(0.2, self.auto_away_seconds / 5)), self._check_idle)
         if not self.connect:
@@ -263,34 +289,61 @@ class ChatApp(App[None]):
                 self.log.warning(f"set_presence failed: {exc!r}")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Retry/Discard appear in the footer only while there is a failed message.
-        if action in ("retry_failed", "discard_failed"):
+        # The failed-message keys appear in the footer only while there is a failed message.
+        if action in ("retry_failed", "discard_failed", "failed_messages"):
             return bool(self.message_list.failed_ids())
         return True
+
+    def key_for(self, binding_id: str) -> str:
+        """How the key of a binding is shown (``F8``, ``^a``), after the user's keymap."""
+        key = self._keymap.get(binding_id) or KEY_IDS[binding_id][0]
+        return self.get_key_display(Binding(key.split(",")[0], ""))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_failed_messages(self) -> None:
+        """Open the list of failed messages, to retry or discard any one of them."""
+        if not self.message_list.failed_ids():
+            self.notify("No failed message.", timeout=3)
+        elif not isinstance(self.screen, FailedScreen):
+            self.push_screen(FailedScreen())
+
     async def action_retry_failed(self) -> None:
+        """Retry the failed message; with several, let the user pick which."""
         failed = self.message_list.failed_ids()
-        if not failed:
+        if len(failed) > 1:
+            self.action_failed_messages()
+        elif failed:
+            await self.retry_message(failed[0])
+        else:
             self.notify("No failed message to retry.", timeout=3)
-            return
-        cmid = failed[-1]
-        if self.client is not None and await self.client.retry(cmid):
-            self.message_list.mark_retrying(cmid)
-        self.refresh_bindings()
 
     async def action_discard_failed(self) -> None:
+        """Discard the failed message; with several, let the user pick which."""
         failed = self.message_list.failed_ids()
-        if not failed:
+        if len(failed) > 1:
+            self.action_failed_messages()
+        elif failed:
+            await self.discard_message(failed[0])
+        else:
             self.notify("No failed message to discard.", timeout=3)
-            return
-        cmid = failed[-1]
+
+    async def retry_message(self, client_msg_id: str) -> bool:
+        """Send one failed message again; ``False`` when it cannot be (it stays failed)."""
+        ok = self.client is not None and await self.client.retry(client_msg_id)
+        if ok:
+            self.message_list.mark_retrying(client_msg_id)
+        self.refresh_bindings()
+        return bool(ok)
+
+    async def discard_message(self, client_msg_id: str) -> None:
+        """Drop one failed message from the outbox and the screen."""
         if self.client is not None:
-            await self.client.discard(cmid)
-        self.message_list.discard(cmid)
+            await self.client.discard(client_msg_id)
+        self.message_list.discard(client_msg_id)
+        self._refresh_queued()
         self.refresh_bindings()
 
     def action_scroll_messages(self, direction: int) -> None:
@@ -309,8 +362,9 @@ class ChatApp(App[None]):
             yield SystemCommand(
                 f"Status: {status}", f"Set your status to {status}", lambda s=status: self.run_action(f"status('{s}')")
             )
-        yield SystemCommand("Retry failed message", "Send your last failed message again", self.action_retry_failed)
-        yield SystemCommand("Discard failed message", "Drop your last failed message", self.action_discard_failed)
+        yield SystemCommand(
+            "Failed messages", "List the messages that were not sent: retry or discard each", self.action_failed_messages
+        )
         yield SystemCommand("Help: keys", "Show every key of the chat", self.action_help)
 
     # -- typing indicator ----------------------------------------------------

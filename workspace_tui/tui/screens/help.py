@@ -1,4 +1,4 @@
-"""The help screen (F1 or ``?`` in an empty input): every key, as currently bound."""
+"""The help screen (F1 or ``?`` in an empty input): every key, as currently bound, with its id for remapping."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ INPUT_KEYS: list[tuple[str, str]] = [
     ("Enter", "Send the message"),
     ("Ctrl+J / Alt+Enter", "New line (Shift+Enter does not reach most terminals)"),
     ("Up / Down", "Recall what you sent (from an empty input)"),
-    ("PgUp / PgDn", "Scroll the conversation; the top loads older messages"),
-    ("Ctrl+End", "Jump to the latest message"),
-    ("Ctrl+P", "Command palette (statuses, retry, discard, help)"),
+    ("Ctrl+P", "Command palette (statuses, failed messages, help)"),
     ("Ctrl+Q", "Quit"),
 ]
 
@@ -33,16 +31,21 @@ class HelpScreen(ModalScreen[None]):
         table = Table(box=None, show_header=False, padding=(0, 2))
         table.add_column(style="bold #33b3e0", no_wrap=True)
         table.add_column()
+        table.add_column(style="dim", no_wrap=True)
+        keymap = self.app._keymap
         for binding in self._app_bindings():
-            table.add_row(self.app.get_key_display(binding), binding.tooltip or binding.description)
+            key = keymap.get(binding.id or "") or binding.key
+            shown = " / ".join(self.app.get_key_display(Binding(k, "")) for k in key.split(","))
+            table.add_row(shown, binding.tooltip or binding.description, binding.id)
         for key, what in INPUT_KEYS:
-            table.add_row(key, what)
+            table.add_row(key, what, "")
         with VerticalScroll(id="help-box"):
             yield Static(Text("Keys", style="bold"), id="help-title")
             yield Static(table, id="help-table")
             yield Static(
                 Text(
-                    "Auto-away after a while without a key press (--auto-away); the next key undoes it.\n"
+                    "Auto-away (--auto-away) acts only while you are online; the next key brings you back.\n"
+                    "Remap a key by its id in the config file: [chat.keys] \"status.away\" = \"ctrl+a\"\n"
                     "Esc, F1 or ? closes this screen.",
                     style="dim",
                 ),
@@ -52,6 +55,6 @@ class HelpScreen(ModalScreen[None]):
     def _app_bindings(self) -> list[Binding]:
         seen: list[Binding] = []
         for _key, binding in self.app._bindings:
-            if binding.id and binding.show and binding.id != "help" and binding not in seen:
+            if binding.id and binding not in seen:
                 seen.append(binding)
         return seen

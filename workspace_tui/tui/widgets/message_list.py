@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_right, insort
 from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
@@ -145,6 +146,8 @@ class MessageList(ScrollView, can_focus=True):
         self._scheduled = False
         self._stick = True
         self.max_loaded = MAX_LOADED
+        self.failed_hint = "F8 retry · F9 discard"  # the app sets it from the current keys
+        self.now: Callable[[], datetime] = lambda: datetime.now().astimezone()  # tests move the clock
 
     # -- public API (called by the app) ------------------------------------
 
@@ -162,6 +165,11 @@ class MessageList(ScrollView, can_focus=True):
 
     def failed_ids(self) -> list[str]:
         return [cmid for cmid, p in self._pending.items() if p.failed_reason is not None]
+
+    def failed_entries(self) -> list[tuple[OutboxEntry, str]]:
+        """Our failed messages with their reasons, oldest first (as shown at the bottom)."""
+        rows = [(p.entry, p.failed_reason) for p in self._pending.values() if p.failed_reason is not None]
+        return sorted(rows, key=lambda row: row[0].created_at)  # type: ignore[return-value]
 
     def has_message(self, message_id: str) -> bool:
         return message_id in self._ids
@@ -245,6 +253,25 @@ class MessageList(ScrollView, can_focus=True):
             self._rebuild_tail()
             self._schedule()
 
+    def on_mount(self) -> None:
+        self._schedule_midnight()
+
+    def _schedule_midnight(self) -> None:
+        now = self.now()
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        # A second past midnight, and never a busy loop if the clock is odd.
+        self.set_timer(max(1.0, (midnight - now).total_seconds() + 1.0), self._midnight)
+
+    def _midnight(self) -> None:
+        self.refresh_dates()
+        self._schedule_midnight()
+
+    def refresh_dates(self) -> None:
+        """Relabel the date separators ("Today" becomes "Yesterday"); called just after midnight."""
+        self._note_position()
+        self._dirty_full = True
+        self._schedule()
+
     def set_username(self, username: str) -> None:
         if username != self.username:
             self.username = username
@@ -298,7 +325,8 @@ class MessageList(ScrollView, can_focus=True):
                 last_day = row.entry.day  # type: ignore[union-attr]
                 break
         if last_day != entry.day:
-            self._append_row(_Row("sep", ("sep", entry.day), label=date_label(entry.when)))
+            label = date_label(entry.when, self.now())
+            self._append_row(_Row("sep", ("sep", entry.day, label), label=label))
         self._append_row(_Row("msg", entry.message.id, entry=entry))
 
     def _rebuild_rows(self) -> None:
@@ -311,11 +339,13 @@ class MessageList(ScrollView, can_focus=True):
             else:
                 rows.append(_Row("top", ("top", "start"), label="beginning of the conversation"))
         last_day = None
+        now = self.now()
         for entry in self._entries:
             if entry.message.id == self._marker_before:
                 rows.append(_Row("marker", "marker"))
             if entry.day != last_day:
-                rows.append(_Row("sep", ("sep", entry.day), label=date_label(entry.when)))
+                label = date_label(entry.when, now)
+                rows.append(_Row("sep", ("sep", entry.day, label), label=label))
                 last_day = entry.day
             rows.append(_Row("msg", entry.message.id, entry=entry))
         self._rows = rows
@@ -538,6 +568,6 @@ class MessageList(ScrollView, can_focus=True):
         if row.pending is not None and row.pending.failed_reason is not None:
             reason = safe_name(row.pending.failed_reason)
             t = Text(" " * GUTTER, no_wrap=True, end="", style=base)
-            t.append(f"not sent: {reason} — F8 retry · F9 discard", text_style)
+            t.append(f"not sent: {reason} — {self.failed_hint}", text_style)
             out.append(t)
         return out

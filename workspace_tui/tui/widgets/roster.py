@@ -1,7 +1,9 @@
 """The roster: who is here, with a glyph and colour per status.
 
 Online users first, then busy, away and offline, each group by name. You are
-marked, and a user connected more than once shows the count (``×2``).
+marked, and a user connected more than once shows the count (``×2``). The
+header says how many are here (not offline) and splits them by status:
+``4 here · 2● 1⊘ 1◐``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,23 @@ class Roster(Static):
             self.set_class(stale, "-stale")
             self._redraw()
 
+    def header(self) -> Text:
+        """The first line: how many are here (not offline), then a count per status."""
+        members = self.members.values()
+        here = sum(1 for m in members if m.status != "offline")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{here} here", Style(bold=True))
+        if self.stale:
+            text.append(" (last known)", Style(dim=True, italic=True))
+        elif members:
+            text.append(" ·", Style(dim=True))
+            for status in STATUS_ORDER:  # online, busy, away, offline
+                count = sum(1 for m in members if m.status == status)
+                if count:
+                    text.append(f" {count}", Style(dim=True))
+                    text.append(STATUS_GLYPHS.get(status, "?"), Style(color=STATUS_COLOURS.get(status)))
+        return text
+
     def status_of(self, user_id: str) -> str | None:
         member = self.members.get(user_id)
         return member.status if member else None
@@ -78,13 +97,7 @@ class Roster(Static):
 
     def _redraw(self) -> None:
         members = self.sorted_members()
-        online = sum(1 for m in members if m.status != "offline")
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{online} online", Style(bold=True))
-        if self.stale:
-            text.append(" (last known)", Style(dim=True, italic=True))
-        elif len(members) != online:
-            text.append(f" · {len(members)} here", Style(dim=True))
+        text = self.header()
         for m in members:
             text.append("\n")
             glyph = STATUS_GLYPHS.get(m.status, "?")
