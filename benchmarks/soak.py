@@ -30,6 +30,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -220,7 +221,10 @@ class Soak:
             for t in readers:
                 t.cancel()
             self.stop_server()
-        return self.report(joined_at, traffic_end, rss_joined, rss_end)
+        try:
+            return self.report(joined_at, traffic_end, rss_joined, rss_end)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def report(self, joined_at: float, traffic_end: float, rss_joined: int, rss_end: int) -> dict[str, Any]:
         con = sqlite3.connect(self.db)

@@ -303,13 +303,14 @@ async def test_failed_message_shows_reason_and_can_be_retried_or_discarded(tmp_p
             await app.chat_input._on_paste(events.Paste("y" * 5000))
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.message_list.failed_ids(), what="failed")
-            await wait_until(pilot, lambda: "not sent:" in screen_text(app) and "Retry" in footer(), detail=footer)
+            hint = "not sent (F8 retry · F9 discard): message is too large"  # the keys before the reason
+            await wait_until(pilot, lambda: hint in screen_text(app) and "Retry" in footer(), detail=footer)
             failed = app.message_list.failed_ids()
             await pilot.press("f8")  # still too large: fails again, stays listed
             await wait_until(pilot, lambda: app.message_list.failed_ids() == failed)
             await pilot.press("f9")
             await wait_until(pilot, lambda: not app.message_list.pending_ids, what="discarded")
-            await wait_until(pilot, lambda: "not sent:" not in screen_text(app) and "Retry" not in footer())
+            await wait_until(pilot, lambda: "not sent (" not in screen_text(app) and "Retry" not in footer())
             assert app.client.queued == 0
             await pilot.press(*"small one", "enter")
             await wait_until(pilot, lambda: app.message_list.message_count == 1 and not app.message_list.pending_ids)
@@ -487,6 +488,6 @@ async def test_failed_messages_picker_retries_or_discards_the_one_you_pick(tmp_p
             await wait_until(pilot, lambda: not isinstance(app.screen, FailedScreen), what="picker closed")
             await wait_until(pilot, lambda: app.message_list.message_count == 1 and not app.message_list.pending_ids)
             assert app.client.outbox() == []
-            assert "not sent:" not in screen_text(app)
+            assert "not sent (" not in screen_text(app)
     finally:
         await harness.stop()

@@ -568,6 +568,7 @@ class MessageList(ScrollView, can_focus=True):
         if row.pending is not None and row.pending.failed_reason is not None:
             reason = safe_name(row.pending.failed_reason)
             t = Text(" " * GUTTER, no_wrap=True, end="", style=base)
-            t.append(f"not sent: {reason} — {self.failed_hint}", text_style)
+            # The keys first: a long reason is cut at the right edge, the way out must not be.
+            t.append(f"not sent ({self.failed_hint}): {reason}", text_style)
             out.append(t)
         return out
