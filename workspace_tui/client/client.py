@@ -35,9 +35,7 @@ from workspace_tui.client.events import (
     MessagePending,
     MessageReceived,
     OutboxEntry,
-    PresenceChanged,
     StateChanged,
-    TypingChanged,
 )
 from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
@@ -522,10 +520,8 @@ class ChatClient:
                 self._emit(MessageReceived(frame.message, own))
         elif isinstance(frame, p.History):
             self._on_history(frame)
-        elif isinstance(frame, p.PresenceChanged):
-            self._emit(PresenceChanged(frame.user_id, frame.username, frame.status, frame.connections))
-        elif isinstance(frame, p.TypingChanged):
-            self._emit(TypingChanged(frame.user_id, frame.username, frame.is_typing))
+        elif isinstance(frame, (p.PresenceChanged, p.TypingChanged)):
+            self._emit(frame)  # already the consumer's event type
         elif isinstance(frame, p.ServerError):
             self._on_error(frame)
         # Pong and unknown frame types: nothing to do.

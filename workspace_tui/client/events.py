@@ -10,7 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import Union
 
-from workspace_tui.protocol import ChatMessage, Limits, RosterEntry
+# Presence and typing changes reach consumers as the protocol's own values.
+from workspace_tui.protocol import ChatMessage, Limits, PresenceChanged, RosterEntry, TypingChanged
 
 
 class ConnectionState(enum.Enum):
@@ -60,21 +61,6 @@ class MessageReceived:
 
     message: ChatMessage
     own: bool = False
-
-
-@dataclass(slots=True, frozen=True)
-class PresenceChanged:
-    user_id: str
-    username: str
-    status: str
-    connections: int | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class TypingChanged:
-    user_id: str
-    username: str
-    is_typing: bool
 
 
 @dataclass(slots=True, frozen=True)
