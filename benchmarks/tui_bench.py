@@ -10,7 +10,9 @@ Textual's Pilot (110x32). Figures:
   join frame (``history=N``); time from starting the app to the list holding
   N messages with the last one on screen, and to a key press showing up in
   the input (usable);
-* paging: the server sends the usual 100 on join; time for one older page;
+* the usual join: the store holds N messages, the server sends the usual 100
+  on join; time from starting the app until a key press shows up (usable),
+  then for one older page;
 * burst: another user (same process, real client) sends M messages as fast as
   its outbox and the server take them; time from the first send until all M
   are on screen, from the first to the last arriving on screen, the worst
@@ -150,9 +152,12 @@ async def bench(history: int, burst: int) -> dict[str, float]:
     server = await start_server(ServerConfig(port=0, db_path=db, rate_limit=0, history=100, frame_rate=0))
     bob = ChatClient(server.url, "bob")
     await bob.start()
+    t0 = time.perf_counter()
     app = ChatApp(server.url, "alice", bell=False, auto_away_minutes=0)
     async with app.run_test(size=(110, 32)) as pilot:
         await wait_until(pilot, lambda: app.message_list.message_count >= 100)
+        await key_echo(app, pilot)
+        out["store_usable_s"] = time.perf_counter() - t0
         count = app.message_list.message_count
         t = time.perf_counter()
         app.message_list.scroll_home(animate=False, immediate=True)
