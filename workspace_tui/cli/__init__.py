@@ -18,12 +18,14 @@ COMMANDS = {
     "chat": "workspace_tui.cli.chat:chat",
     "send": "workspace_tui.cli.oneliners:send",
     "tail": "workspace_tui.cli.oneliners:tail",
+    "who": "workspace_tui.cli.oneliners:who",
 }
 SHORT_HELP = {
     "serve": "Host the chat server (embedded SQLite store by default).",
     "chat": "Join the chat in the terminal app.",
     "send": "Send one message (or stdin) and wait for the server's ack.",
     "tail": "Print messages as they arrive.",
+    "who": "List who is here, with their status.",
 }
 
 

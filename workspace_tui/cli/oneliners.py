@@ -1,4 +1,4 @@
-"""``workspace send`` and ``workspace tail``: the one-shot commands.
+"""``workspace send``, ``workspace tail`` and ``workspace who``: the one-shot commands.
 
 Both run on :class:`~workspace_tui.client.ChatClient`, so they share its
 outbox, reconnects and resume. They start fast: this module imports only
@@ -54,6 +54,20 @@ Examples:
   workspace tail
   workspace tail --last 20 --count 1
   workspace tail --json --events | jq -c 'select(.type == "presence:update")'
+"""
+
+
+WHO_EPILOG = """\b
+Exit codes:
+  0  printed the roster
+  2  usage error
+  3  server unreachable within --timeout
+  4  refused by the server (bad username or token)
+
+\b
+Examples:
+  workspace who
+  workspace who --json | jq -r 'select(.status == "online") | .username'
 """
 
 
@@ -406,8 +420,84 @@ class _Printer:
         indent = " " * len(prefix)
         self._write(prefix + body[0] + "".join("\n" + indent + line for line in body[1:]))
 
+    def row(self, data: dict[str, Any], readable: str) -> None:
+        """A plain record: a JSON object, or one readable line."""
+        if self._json:
+            self._write(self._dumps(_inert(data), ensure_ascii=False))
+        else:
+            self._write(self._clean(readable))
+
     def event(self, kind: str, data: dict[str, Any], readable: str) -> None:
         if self._json:
             self._write(self._dumps(_inert({"type": kind, **data}), ensure_ascii=False))
         else:
             self._write(f"         * {self._clean(readable)}")
+
+
+# -- who ----------------------------------------------------------------------
+
+
+@click.command(epilog=WHO_EPILOG)
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per user.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the server.",
+)
+def who(url: str, username: str | None, token: str | None, as_json: bool, timeout: float) -> None:
+    """List who is here: one user per line with their status.
+
+    Online users first, then away and busy; users who appear offline are not
+    listed. A user connected more than once shows the number of connections.
+    Connects quietly, so asking does not make you appear online.
+    """
+    user = resolve_username(username)
+    import asyncio
+
+    try:
+        code = asyncio.run(_who(url, user, token, as_json, timeout))
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+async def _who(url: str, user: str, token: str | None, as_json: bool, timeout: float) -> int:
+    import asyncio
+
+    from workspace_tui.client import ChatClient, ConnectionState, Joined, StateChanged
+    from workspace_tui.protocol import STATUSES
+
+    client = ChatClient(url, user, token, present=False, join_history=0, resume=False)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last_reason = "no answer"
+    await client.start()
+    events = client.events()
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                event = await asyncio.wait_for(anext(events), max(remaining, 0))
+            except (asyncio.TimeoutError, StopAsyncIteration):
+                _err(f"workspace who: server unreachable within {timeout:g} s: {last_reason}")
+                return EXIT_UNREACHABLE
+            if isinstance(event, Joined):
+                users = sorted(event.users, key=lambda u: (STATUSES.index(u.status) if u.status in STATUSES else 9, u.username))
+                break
+            if isinstance(event, StateChanged) and event.reason:
+                last_reason = event.reason
+                if event.state is ConnectionState.STOPPED:
+                    _err(f"workspace who: {event.reason}")
+                    return EXIT_REJECTED if event.status_code else EXIT_UNREACHABLE
+    finally:
+        await client.close()
+
+    out = _Printer(as_json)
+    for u in users:
+        data = {"userId": u.user_id, "username": u.username, "status": u.status, "connections": u.connections}
+        readable = f"{u.username}  {u.status}" + (f"  ({u.connections} connections)" if u.connections > 1 else "")
+        out.row(data, readable)
+    return EXIT_OK

@@ -73,6 +73,12 @@ def _opt(*names: str, envvar: str, **kw):  # type: ignore[no-untyped-def]
 @_opt("--handshake-timeout", envvar="WORKSPACE_HANDSHAKE_TIMEOUT", default=30.0, type=click.FloatRange(0), help="Seconds a client has to finish the opening handshake.")
 @_opt("--typing-timeout", envvar="WORKSPACE_TYPING_TIMEOUT", default=6.0, type=click.FloatRange(0.1), help="Clear a typing indicator not refreshed within this many seconds.")
 @_opt("--compression/--no-compression", envvar="WORKSPACE_COMPRESSION", default=False, help="Offer permessage-deflate (costs CPU and memory per connection).")
+@_opt(
+    "--broker",
+    envvar="WORKSPACE_BROKER",
+    default=None,
+    help="redis://HOST:PORT/DB: serve one workspace from several nodes through Redis (needs the redis extra; --db is not used).",
+)
 def serve(
     host: str,
     port: int,
@@ -89,6 +95,7 @@ def serve(
     handshake_timeout: float,
     typing_timeout: float,
     compression: bool,
+    broker: str | None,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
     from workspace_tui import paths
@@ -102,6 +109,14 @@ def serve(
     _raise_open_files_limit()
     if keyfile and not certfile:
         raise click.UsageError("--keyfile needs --certfile")
+    if broker:
+        if not broker.startswith(("redis://", "rediss://", "unix://")):
+            raise click.UsageError("--broker must be a redis:// (or rediss://, unix://) URL")
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--broker needs the redis package: pip install 'workspace-tui[redis]'") from None
+        db = ":memory:"  # not used: the messages live in Redis
     if db is None:
         db_path = paths.default_db_path()
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,12 +136,15 @@ def serve(
         handshake_timeout=handshake_timeout,
         typing_timeout=typing_timeout,
         compression=compression,
+        broker=broker or None,
     )
 
     async def run() -> None:
         try:
             server = await start_server(config)
         except OSError as exc:
+            if broker and exc.errno is None:
+                raise click.ClickException(str(exc)) from None
             if exc.errno == errno.EADDRINUSE:
                 raise click.ClickException(f"cannot listen on {host}:{port}: the address is already in use") from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -134,7 +152,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        click.echo(f"workspace server listening on {server.url} (store: {server.store.path})")
+        click.echo(f"workspace server listening on {server.url} (store: {getattr(server, 'store_label', server.store.path)})")
         sys.stdout.flush()
         await stop.wait()
         logging.getLogger("workspace.server").info("stopping (signal)")
