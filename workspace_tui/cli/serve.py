@@ -79,6 +79,13 @@ def _opt(*names: str, envvar: str, **kw):  # type: ignore[no-untyped-def]
     default=None,
     help="redis://HOST:PORT/DB: serve one workspace from several nodes through Redis (needs the redis extra; --db is not used).",
 )
+@_opt(
+    "--broker-ttl",
+    envvar="WORKSPACE_BROKER_TTL",
+    default=10.0,
+    type=click.FloatRange(1),
+    help="With --broker: seconds after which a node that stopped heartbeating (killed) has its users shown offline.",
+)
 def serve(
     host: str,
     port: int,
@@ -96,6 +103,7 @@ def serve(
     typing_timeout: float,
     compression: bool,
     broker: str | None,
+    broker_ttl: float,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
     from workspace_tui import paths
@@ -137,6 +145,7 @@ def serve(
         typing_timeout=typing_timeout,
         compression=compression,
         broker=broker or None,
+        broker_node_ttl=broker_ttl,
     )
 
     async def run() -> None:

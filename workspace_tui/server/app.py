@@ -326,8 +326,16 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
         )
 
 async def start_server(config: ServerConfig) -> Server:
-    """Start a server for *config*; ``server.url`` is where clients connect."""
-    server = Server(config)
+    """Start a server for *config*; ``server.url`` is where clients connect.
+
+    With ``config.broker`` set the node serves a workspace shared through Redis
+    (:class:`~workspace_tui.server.cluster.ClusterServer`) instead of its own SQLite store."""
+    if config.broker:
+        from .cluster import ClusterServer
+
+        server: Server = ClusterServer(config)
+    else:
+        server = Server(config)
     try:
         await server.start()
     except BaseException:

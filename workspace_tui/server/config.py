@@ -39,6 +39,9 @@ class ServerConfig:
     close_timeout: float = 5.0
     backlog: int = 2048  # listen queue; the kernel caps it at net.core.somaxconn
     status_memory: float = 300.0  # a chosen status survives a reconnect within this many seconds
+    broker: str | None = None  # redis://HOST:PORT/DB: several nodes serve one workspace (see cluster.py)
+    broker_node_ttl: float = 10.0  # a node whose heartbeat is this old is dead: its users go offline
+    broker_stream_maxlen: int = 1_000_000  # messages kept in the Redis stream (approximate trim)
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **overrides)

@@ -1,0 +1,62 @@
+"""Presence, roster and typing across nodes: online on the first connection anywhere, offline after the last."""
+
+from __future__ import annotations
+
+from tests.server.support import join
+
+from .conftest import until
+
+
+def roster(client) -> dict[str, tuple[str, int]]:
+    return {u["username"]: (u["status"], u["connections"]) for u in client.connected["users"]}
+
+
+async def test_roster_online_offline_and_counts_are_global(node_factory):
+    a, b = await node_factory(), await node_factory()
+    alice = await join(a, "alice")
+    bob = await join(b, "bob")
+    assert roster(bob) == {"alice": ("online", 1), "bob": ("online", 1)}
+    assert bob.connected["connectedUsers"] == 2
+    await alice.expect("presence:update", username="bob", status="online")
+    # bob's second connection, on the other node: no new "online", the count goes to 2 everywhere
+    bob2 = await join(a, "bob")
+    assert roster(bob2)["bob"] == ("online", 2)
+    await alice.expect("presence:update", username="bob", status="online", connections=2)
+    # bob leaves node b but is still on node a: he stays online (count 1), not offline
+    await bob.close()
+    await alice.expect("presence:update", username="bob", status="online", connections=1)
+    await bob2.close()
+    await alice.expect("presence:update", username="bob", status="offline")
+    carol = await join(b, "carol")
+    assert set(roster(carol)) == {"alice", "carol"}
+    await alice.close()
+    await carol.expect("presence:update", username="alice", status="offline")
+    await carol.close()
+
+
+async def test_status_and_typing_travel_between_nodes(node_factory):
+    a, b = await node_factory(), await node_factory()
+    alice = await join(a, "alice")
+    bob = await join(b, "bob")
+    await alice.send({"type": "presence:update", "status": "busy"})
+    await bob.expect("presence:update", username="alice", status="busy")
+    # a new connection of alice on node b has her status, not a fresh "online"
+    alice_b = await join(b, "alice")
+    assert roster(alice_b)["alice"] == ("busy", 2)
+    await alice.send({"type": "typing:indicator", "isTyping": True})
+    await bob.expect("typing:indicator", username="alice", isTyping=True)
+    await alice.say("done typing")
+    await bob.expect("typing:indicator", username="alice", isTyping=False)
+    for c in (alice, alice_b, bob):
+        await c.close()
+
+
+async def test_a_new_node_sees_users_already_online(node_factory):
+    a = await node_factory()
+    alice = await join(a, "alice")
+    b = await node_factory()
+    await until(lambda: "alice" in {n for users in b.remote.values() for n in users})
+    bob = await join(b, "bob")
+    assert roster(bob) == {"alice": ("online", 1), "bob": ("online", 1)}
+    await alice.close()
+    await bob.close()
