@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server_bench import ServerProcess, cpu_seconds, open_many  # noqa: E402
+from server_bench import ServerProcess, fanout  # noqa: E402
 
 
 def start_redis(dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -52,76 +52,6 @@ def start_redis(dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not start")
 
 
-async def run(urls: list[str], pids: list[int], receivers: int, messages: int, window: int, size: int) -> dict:
-    groups = [await open_many(url, f"r{i}_", receivers // len(urls)) for i, url in enumerate(urls)]
-    sender = (await open_many(urls[0], "s", 1))[0]
-    pad = "x" * max(0, size - 24)
-    expected = sum(len(g) for g in groups) * messages
-    latencies: list[list[float]] = [[] for _ in groups]
-    got = 0
-    done = asyncio.Event()
-
-    async def receive(ws, lat: list[float]) -> None:
-        nonlocal got
-        async for raw in ws:
-            if '"message:new"' not in raw:
-                continue
-            lat.append(time.perf_counter() - float(json.loads(raw)["data"]["text"].split("|")[1]))
-            got += 1
-            if got == expected:
-                done.set()
-
-    readers = [asyncio.create_task(receive(ws, latencies[i])) for i, g in enumerate(groups) for ws in g]
-    cpu0 = [cpu_seconds(p) for p in pids]
-    t0 = time.perf_counter()
-    acked = sent = 0
-    can_send = asyncio.Event()
-
-    async def acks() -> None:
-        nonlocal acked
-        async for raw in sender:
-            if '"message:new"' in raw:
-                acked += 1
-                can_send.set()
-
-    ack_task = asyncio.create_task(acks())
-    while sent < messages:
-        while sent < messages and sent - acked < window:
-            await sender.send(json.dumps({"type": "message:send", "text": f"{sent}|{time.perf_counter()}|{pad}"}))
-            sent += 1
-        can_send.clear()
-        if sent - acked >= window:
-            await can_send.wait()
-    try:
-        await asyncio.wait_for(done.wait(), timeout=120)
-    except TimeoutError:
-        pass
-    seconds = time.perf_counter() - t0
-    cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
-    for task in (*readers, ack_task):
-        task.cancel()
-    await asyncio.gather(*(ws.close() for g in groups for ws in g), sender.close(), return_exceptions=True)
-
-    def pct(lat: list[float], p: float) -> float | None:
-        lat = sorted(lat)
-        return round(lat[min(len(lat) - 1, int(len(lat) * p))] * 1000, 2) if lat else None
-
-    out = {
-        "nodes": len(urls),
-        "receivers": sum(len(g) for g in groups),
-        "messages": messages,
-        "deliveries_per_s": round(got / seconds),
-        "p50_ms": pct([x for lat in latencies for x in lat], 0.5),
-        "p99_ms": pct([x for lat in latencies for x in lat], 0.99),
-        "server_cpu_us_per_delivery": round(cpu * 1e6 / got, 2) if got else None,
-        "lost": expected - got,
-    }
-    if len(groups) > 1:
-        out["p99_ms_same_node"] = pct(latencies[0], 0.99)
-        out["p99_ms_other_node"] = pct(latencies[1], 0.99)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--receivers", type=int, default=200)
@@ -140,7 +70,7 @@ def main() -> None:
         else:
             redis_proc, url = start_redis(tmp)
             servers = [ServerProcess(tmp / f"unused{i}.sqlite3", ["--broker", url]) for i in range(2)]
-        result = asyncio.run(run([s.url for s in servers], [s.proc.pid for s in servers],
+        result = asyncio.run(fanout([s.url for s in servers], [s.proc.pid for s in servers],
                                  args.receivers, args.messages, args.window, args.size))
     finally:
         for s in servers:

@@ -88,32 +88,31 @@ async def open_many(url: str, prefix: str, n: int, batch: int = 200) -> list:
     return conns
 
 
-async def fanout(url: str, pid: int, receivers: int, messages: int, window: int, size: int) -> dict:
-    rx = await open_many(url, "r", receivers)
-    sender = (await open_many(url, "s", 1))[0]
+async def fanout(urls: list[str], pids: list[int], receivers: int, messages: int, window: int, size: int) -> dict:
+    """Receivers split evenly across the nodes at *urls*, one sender on the first node."""
+    groups = [await open_many(url, f"r{i}_", receivers // len(urls)) for i, url in enumerate(urls)]
+    sender = (await open_many(urls[0], "s", 1))[0]
     pad = "x" * max(0, size - 24)
-    latencies: list[float] = []
-    expected = receivers * messages
+    expected = sum(len(g) for g in groups) * messages
+    latencies: list[list[float]] = [[] for _ in groups]
     got = 0
     done = asyncio.Event()
 
-    async def receive(ws) -> None:
+    async def receive(ws, lat: list[float]) -> None:
         nonlocal got
         async for raw in ws:
             if '"message:new"' not in raw:
                 continue
-            sent_at = float(json.loads(raw)["data"]["text"].split("|")[1])
-            latencies.append(time.perf_counter() - sent_at)
+            lat.append(time.perf_counter() - float(json.loads(raw)["data"]["text"].split("|")[1]))
             got += 1
             if got == expected:
                 done.set()
 
-    readers = [asyncio.create_task(receive(ws)) for ws in rx]
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-    acked = 0
-    sent = 0
+    readers = [asyncio.create_task(receive(ws, latencies[i])) for i, g in enumerate(groups) for ws in g]
+    cpu0 = [cpu_seconds(p) for p in pids]
+    t0 = time.perf_counter()
+    acked = sent = 0
     can_send = asyncio.Event()
-    can_send.set()
 
     async def acks() -> None:
         nonlocal acked
@@ -135,19 +134,29 @@ async def fanout(url: str, pid: int, receivers: int, messages: int, window: int,
     except TimeoutError:
         pass
     seconds = time.perf_counter() - t0
-    cpu = cpu_seconds(pid) - cpu0
+    cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
     for task in (*readers, ack_task):
         task.cancel()
-    await asyncio.gather(*(ws.close() for ws in (*rx, sender)), return_exceptions=True)
-    latencies.sort()
-    pct = lambda p: latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else None  # noqa: E731
-    return {
+    await asyncio.gather(*(ws.close() for g in groups for ws in g), sender.close(), return_exceptions=True)
+
+    def pct(lat: list[float], p: float) -> float | None:
+        lat = sorted(lat)
+        return round(lat[min(len(lat) - 1, int(len(lat) * p))] * 1000, 2) if lat else None
+
+    out = {
+        "nodes": len(urls),
+        "receivers": sum(len(g) for g in groups),
+        "messages": messages,
         "deliveries_per_s": round(got / seconds),
-        "p50_ms": round(pct(0.5), 2) if latencies else None,
-        "p99_ms": round(pct(0.99), 2) if latencies else None,
+        "p50_ms": pct([x for lat in latencies for x in lat], 0.5),
+        "p99_ms": pct([x for lat in latencies for x in lat], 0.99),
         "server_cpu_us_per_delivery": round(cpu * 1e6 / got, 2) if got else None,
         "lost": expected - got,
     }
+    if len(groups) > 1:
+        out["p99_ms_same_node"] = pct(latencies[0], 0.99)
+        out["p99_ms_other_node"] = pct(latencies[1], 0.99)
+    return out
 
 
 async def connections(url: str, pid: int, n: int) -> dict:
@@ -188,7 +197,7 @@ def main() -> int:
     try:
         srv = ServerProcess(tmp / "fanout.sqlite3")
         try:
-            results["fanout"] = asyncio.run(fanout(srv.url, srv.proc.pid, a.receivers, a.messages, a.window, a.size))
+            results["fanout"] = asyncio.run(fanout([srv.url], [srv.proc.pid], a.receivers, a.messages, a.window, a.size))
         finally:
             srv.stop()
         srv = ServerProcess(tmp / "conns.sqlite3")

@@ -172,16 +172,8 @@ class FramesMixin:
             for m, peer in batch:
                 if m.client_msg_id is not None:
                     self._inflight.pop((m.username, m.client_msg_id), None)
-                self._reject(
-                    peer,
-                    error_frame(
-                        ERR_UNAVAILABLE,
-                        "the message could not be stored; send it again",
-                        client_msg_id=m.client_msg_id,
-                        frame_type="message:send",
-                    ),
-                )
-            for peer, m in waiters:
+            # The senders and whoever resent the same clientMsgId meanwhile: all may send again.
+            for peer, m in [(peer, m) for m, peer in batch] + list(waiters):
                 self._reject(
                     peer,
                     error_frame(
