@@ -399,26 +399,8 @@ def client_frame(request: ClientFrame) -> dict[str, Any]:
 # -- server -> client: builders ----------------------------------------------
 
 
-def connected_frame(
-    *,
-    user_id: str,
-    username: str,
-    connected_users: int,
-    users: list[RosterEntry],
-    limits: Limits,
-    timestamp: str | None = None,
-    last_message_id: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "type": "connected",
-        "userId": user_id,
-        "username": username,
-        "timestamp": timestamp or iso_timestamp(),
-        "connectedUsers": connected_users,
-        "users": [u.to_wire() for u in users],
-        "limits": limits.to_wire(),
-        "lastMessageId": last_message_id,
-    }
+# ``connected`` has no builder here: the server writes it in parts (server/app.py
+# ``_connected_parts``) so the roster bytes are shared by every join, not copied.
 
 
 def message_new_frame(message: ChatMessage) -> dict[str, Any]:

@@ -168,9 +168,6 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
         finally:
             self._closed.set()
 
-    async def serve_forever(self) -> None:
-        await self._closed.wait()
-
     # -- connection ----------------------------------------------------------
 
     def _connected_parts(self, u: UserState) -> list[bytes]:

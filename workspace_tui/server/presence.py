@@ -123,7 +123,3 @@ class Presence:
         if self._tail_json is None:
             self._tail_json = b",".join(self._tail.values())
         return [self._base, b",", self._tail_json] if self._base else [self._tail_json]
-
-    def roster_json(self) -> bytes:
-        """The entries of the ``users`` array, encoded and comma-separated, as one bytes object."""
-        return b"".join(self.roster_parts())

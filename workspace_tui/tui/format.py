@@ -10,8 +10,6 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Final
 
-from rich.text import Text
-
 from workspace_tui.protocol import parse_timestamp, sanitize_text
 
 # Readable on dark and light themes; no red (reserved for errors) or grey.
@@ -85,12 +83,6 @@ def typing_text(names: list[str]) -> str:
     if len(names) == 3:
         return f"{names[0]}, {names[1]} and {names[2]} are typing…"
     return f"{len(names)} people are typing…"
-
-
-def status_text(status: str) -> Text:
-    """The glyph and word of a status, coloured."""
-    glyph = STATUS_GLYPHS.get(status, "?")
-    return Text.assemble((glyph, STATUS_COLOURS.get(status, "")), " ", status)
 
 
 def mentions(text: str, username: str) -> list[tuple[int, int]]:
