@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 from datetime import datetime
 
 from workspace_tui.client import ChatClient, HistoryReceived, Joined, MessageAcknowledged
 
-from client.support import start, started, run_cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from client.support import free_port, run_cli, start, started
 
 
 async def cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,7 +62,7 @@ async def test_send_exit_2_usage():
 
 
 async def test_send_exit_3_unreachable_and_message_not_kept(tmp_path):
-    url = f"ws://127.0.0.1:{_free_port()}/ws"
+    url = f"ws://127.0.0.1:{free_port()}/ws"
     r = await cli("send", "--url", url, "-u", "ann", "--timeout", "0.5", "nobody home")
     assert r.returncode == 3
     assert "unreachable" in r.stderr and "connection refused" in r.stderr
@@ -110,7 +103,7 @@ async def test_send_exit_4_rate_limited_beyond_timeout(tmp_path):
 
 
 async def test_send_delivers_what_was_queued_before(tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}/ws"
     r = await cli("send", "--url", url, "-u", "ann", "--queue", "--timeout", "0.3", "first, queued")
     assert r.returncode == 0 and "outbox" in r.stderr
@@ -174,7 +167,7 @@ async def test_tail_readable_lines(tmp_path):
 
 
 async def test_tail_unreachable_with_timeout_exits_3(tmp_path):
-    url = f"ws://127.0.0.1:{_free_port()}/ws"
+    url = f"ws://127.0.0.1:{free_port()}/ws"
     r = await cli("tail", "--url", url, "-u", "t", "--timeout", "0.5")
     assert r.returncode == 3
     assert "retrying" in r.stderr and "giving up" in r.stderr

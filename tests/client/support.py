@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +16,13 @@ from typing import Any
 from workspace_tui.client import ChatClient, ClientEvent
 
 URL_RE = re.compile(r"ws://[\w.\-]+:(\d+)/ws")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for unreachable servers and fixed restarts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def start(tmp_path: Path, **overrides: Any):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import Counter
 
 from workspace_tui.client import ChatClient, HistoryReceived, Joined, MessageAcknowledged, MessageReceived
 
-from .support import ServerProcess, run_cli, start, started
+from .support import ServerProcess, free_port, run_cli, start, started
 
 SENDERS = ("s1", "s2", "s3")
 PER_SENDER = 100
@@ -74,14 +73,8 @@ async def test_kill9_and_restart_while_three_clients_send(tmp_path):
         assert [t for t in texts if t.startswith(name + ":")] == [f"{name}:{i:03d}" for i in range(PER_SENDER)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_outbox_survives_a_client_process_restart(tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}/ws"
     r = await asyncio.to_thread(run_cli, "send", "--url", url, "--username", "henry", "--queue", "--timeout", "0.5", "queued while down")
     assert r.returncode == 0, r.stderr

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from workspace_tui.client import ChatClient, ConnectionState, StateChanged
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .support import free_port
 
 
 async def test_backoff_delays_grow_to_the_cap_and_are_honoured(tmp_path):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from client.support import free_port
+
 REQUIRED = os.environ.get("WORKSPACE_REQUIRE_REDIS") == "1"
 
 
@@ -29,18 +31,12 @@ def _missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RedisProcess:
     """A real redis-server in *dir* (append-only, so a restart keeps the data)."""
 
     def __init__(self, dir: Path) -> None:
         self.dir = dir
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
 
