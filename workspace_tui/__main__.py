@@ -1,5 +1,5 @@
 """``python -m workspace_tui`` runs the ``workspace`` command."""
 
-from workspace_tui.cli import main
+from workspace_tui.cli import run
 
-main()
+run()

@@ -15,13 +15,10 @@ The seed protocol (``../shared/seed/websocket-protocol.md``) is reproduced
 field for field; everything added is documented in ``docs/protocol.md``.
 """
 
-from __future__ import annotations
-
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Final, Literal, Union
+from typing import Any, Final, Literal, NamedTuple, Self, Union
 
 try:  # the builtin module: ``import hashlib`` would load OpenSSL's too (~1.5 ms at startup)
     from _blake2 import blake2b as _blake2b
@@ -162,10 +159,12 @@ def parse_timestamp(value: str) -> datetime:
 
 
 # -- values ------------------------------------------------------------------
+#
+# Records are NamedTuples, not dataclasses: every one-liner defines them all at
+# start-up, and a NamedTuple costs a tenth of what a frozen dataclass does to create.
 
 
-@dataclass(slots=True, frozen=True)
-class ChatMessage:
+class ChatMessage(NamedTuple):
     """A stored chat message, as carried in ``message:new`` and ``history``."""
 
     id: str
@@ -188,7 +187,7 @@ class ChatMessage:
         return data
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> ChatMessage:
+    def from_wire(cls, data: dict[str, Any]) -> Self:
         return cls(
             id=_str(data, "id"),
             user_id=_str(data, "userId"),
@@ -199,8 +198,7 @@ class ChatMessage:
         )
 
 
-@dataclass(slots=True, frozen=True)
-class RosterEntry:
+class RosterEntry(NamedTuple):
     """One online user in ``connected.users``."""
 
     user_id: str
@@ -217,7 +215,7 @@ class RosterEntry:
         }
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> RosterEntry:
+    def from_wire(cls, data: dict[str, Any]) -> Self:
         conns = data.get("connections", 1)
         return cls(
             user_id=_str(data, "userId"),
@@ -227,8 +225,7 @@ class RosterEntry:
         )
 
 
-@dataclass(slots=True, frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """The server's limits, announced in ``connected.limits`` (0 means off)."""
 
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
@@ -245,7 +242,7 @@ class Limits:
         }
 
     @classmethod
-    def from_wire(cls, data: Any) -> Limits:
+    def from_wire(cls, data: Any) -> Self:
         if not isinstance(data, dict):
             return cls()
         d = cls()
@@ -274,38 +271,33 @@ class FrameError(Exception):
         return error_frame(self.code, self.message, client_msg_id=self.client_msg_id, frame_type=self.frame_type)
 
 
-@dataclass(slots=True, frozen=True)
-class SendMessage:
+class SendMessage(NamedTuple):
     """``message:send``; ``text`` is already sanitized and non-empty."""
 
     text: str
     client_msg_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class UpdatePresence:
+class UpdatePresence(NamedTuple):
     """``presence:update`` from a client."""
 
     status: str
 
 
-@dataclass(slots=True, frozen=True)
-class SetTyping:
+class SetTyping(NamedTuple):
     """``typing:indicator`` from a client."""
 
     is_typing: bool
 
 
-@dataclass(slots=True, frozen=True)
-class RequestHistory:
+class RequestHistory(NamedTuple):
     """``history:request``: up to ``limit`` messages before the id ``before`` (latest if ``None``)."""
 
     before: str | None = None
     limit: int = 50
 
 
-@dataclass(slots=True, frozen=True)
-class Ping:
+class Ping(NamedTuple):
     """``ping``: an application-level heartbeat, answered with ``pong``."""
 
     id: Any = None
@@ -473,39 +465,34 @@ def pong_frame(ping_id: Any = None) -> dict[str, Any]:
 # -- server -> client: parsing (for clients) ---------------------------------
 
 
-@dataclass(slots=True, frozen=True)
-class Connected:
+class Connected(NamedTuple):
     user_id: str
     username: str
     timestamp: str
     connected_users: int
     users: tuple[RosterEntry, ...] = ()
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()
     last_message_id: str | None = None  # newest stored message when the connection was accepted
 
 
-@dataclass(slots=True, frozen=True)
-class MessageNew:
+class MessageNew(NamedTuple):
     message: ChatMessage
 
 
-@dataclass(slots=True, frozen=True)
-class PresenceChanged:
+class PresenceChanged(NamedTuple):
     user_id: str
     username: str
     status: str
     connections: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class TypingChanged:
+class TypingChanged(NamedTuple):
     user_id: str
     username: str
     is_typing: bool
 
 
-@dataclass(slots=True, frozen=True)
-class History:
+class History(NamedTuple):
     messages: tuple[ChatMessage, ...]
     reason: str
     has_more: bool
@@ -514,8 +501,7 @@ class History:
     before: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class ServerError:
+class ServerError(NamedTuple):
     code: str
     message: str
     client_msg_id: str | None = None
@@ -523,8 +509,7 @@ class ServerError:
     retry_after_ms: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class Pong:
+class Pong(NamedTuple):
     id: Any = None
 
 

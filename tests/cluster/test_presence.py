@@ -14,6 +14,8 @@ def roster(client) -> dict[str, tuple[str, int]]:
 async def test_roster_online_offline_and_counts_are_global(node_factory):
     a, b = await node_factory(), await node_factory()
     alice = await join(a, "alice")
+    # Presence crosses nodes through Redis, a moment after the join: wait for it to arrive.
+    await until(lambda: "alice" in {n for users in b.remote.values() for n in users})
     bob = await join(b, "bob")
     assert roster(bob) == {"alice": ("online", 1), "bob": ("online", 1)}
     assert bob.connected["connectedUsers"] == 2
@@ -27,6 +29,7 @@ async def test_roster_online_offline_and_counts_are_global(node_factory):
     await alice.expect("presence:update", username="bob", status="online", connections=1)
     await bob2.close()
     await alice.expect("presence:update", username="bob", status="offline")
+    await until(lambda: "bob" not in {n for users in b.remote.values() for n in users})
     carol = await join(b, "carol")
     assert set(roster(carol)) == {"alice", "carol"}
     await alice.close()

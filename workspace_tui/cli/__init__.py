@@ -6,6 +6,7 @@ Each subcommand lives in its own module and is imported only when it runs, so
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 import click
@@ -64,3 +65,13 @@ def main(ctx: click.Context) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     ctx.default_map = {name: command_defaults(config, name) for name in COMMANDS}
+
+
+def run() -> None:
+    """The console script: :func:`main`, then a quick exit."""
+    try:
+        main()
+    finally:
+        # At exit Python collects every object the process ever made: about 20 ms, a sixth
+        # of a one-liner's life. Nothing left needs collecting, so freeze them all instead.
+        gc.freeze()

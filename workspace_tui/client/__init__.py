@@ -20,6 +20,11 @@ and resends by itself (an informational ``ErrorReceived`` with
 
 from __future__ import annotations
 
+from workspace_tui.client._lazy import DEFERRED, defer_import
+
+for _name in DEFERRED:  # before websockets is imported: see _lazy
+    defer_import(_name)
+
 from workspace_tui.client.client import ERR_TOO_LARGE, ChatClient
 from workspace_tui.client.events import (
     ClientEvent,

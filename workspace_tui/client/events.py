@@ -4,11 +4,8 @@ Everything the TUI and the one-liners learn from the network arrives as one of
 these, in order, from ``ChatClient.events()``. Names are in the past tense.
 """
 
-from __future__ import annotations
-
 import enum
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 # Presence and typing changes reach consumers as the protocol's own values.
 from workspace_tui.protocol import ChatMessage, Limits, PresenceChanged, RosterEntry, TypingChanged
@@ -21,8 +18,7 @@ class ConnectionState(enum.Enum):
     STOPPED = "stopped"  # will not try again; ``reason`` says why
 
 
-@dataclass(slots=True, frozen=True)
-class StateChanged:
+class StateChanged(NamedTuple):
     """The connection moved to another state."""
 
     state: ConnectionState
@@ -33,8 +29,7 @@ class StateChanged:
     status_code: int | None = None  # HTTP status of a refused handshake (400, 401, 429), if any
 
 
-@dataclass(slots=True, frozen=True)
-class Joined:
+class Joined(NamedTuple):
     """The server accepted us (``connected``): who we are, who is here, the limits."""
 
     user_id: str
@@ -45,8 +40,7 @@ class Joined:
     resumed: bool  # True when this is a reconnect that resumes with ``since=``
 
 
-@dataclass(slots=True, frozen=True)
-class HistoryReceived:
+class HistoryReceived(NamedTuple):
     """A ``history`` frame: ``messages`` oldest first, already de-duplicated."""
 
     messages: tuple[ChatMessage, ...]
@@ -55,16 +49,14 @@ class HistoryReceived:
     gap: bool = False  # on resume: some missed messages were trimmed from the server's store
 
 
-@dataclass(slots=True, frozen=True)
-class MessageReceived:
+class MessageReceived(NamedTuple):
     """A new message from anyone (our own included), never delivered twice."""
 
     message: ChatMessage
     own: bool = False
 
 
-@dataclass(slots=True, frozen=True)
-class ErrorReceived:
+class ErrorReceived(NamedTuple):
     """An ``error`` frame not tied to one of our outbox messages.
 
     Also emitted, for information, when one of ours is rate limited (``client_msg_id`` set):
@@ -78,8 +70,7 @@ class ErrorReceived:
     client_msg_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class OutboxEntry:
+class OutboxEntry(NamedTuple):
     """One message we sent, as kept on disk until the server acknowledges it."""
 
     client_msg_id: str
@@ -89,23 +80,20 @@ class OutboxEntry:
     error: str | None = None  # the server's reason when failed
 
 
-@dataclass(slots=True, frozen=True)
-class MessagePending:
+class MessagePending(NamedTuple):
     """Our message is in the outbox, on its way (also emitted for queued messages on start)."""
 
     entry: OutboxEntry
 
 
-@dataclass(slots=True, frozen=True)
-class MessageAcknowledged:
+class MessageAcknowledged(NamedTuple):
     """The server stored our message: it has left the outbox."""
 
     client_msg_id: str
     message: ChatMessage
 
 
-@dataclass(slots=True, frozen=True)
-class MessageFailed:
+class MessageFailed(NamedTuple):
     """The server refused our message for good; it stays in the outbox as failed until retried or discarded."""
 
     entry: OutboxEntry

@@ -16,6 +16,7 @@ from pathlib import Path
 from workspace_tui.client.events import OutboxEntry
 
 _SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     client_msg_id TEXT NOT NULL UNIQUE,
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"""
+COMMIT;
+"""  # one transaction: a new file costs one commit (and its fsync), not one per table
 
 LAST_MESSAGE_ID = "last_message_id"
 
