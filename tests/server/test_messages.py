@@ -311,3 +311,12 @@ async def test_connected_tells_the_newest_message_id(server_factory, tmp_path):
     c = await join(again, "carol")
     assert c.connected["lastMessageId"] == m["data"]["id"]
     await c.close()
+
+
+async def test_a_fragmented_message_is_assembled(server):
+    """A message split over several WebSocket frames (continuations) arrives whole."""
+    a = await join(server, "alice")
+    frame = json.dumps({"type": "message:send", "text": "in three parts"})
+    await a.ws.send(iter([frame[:10], frame[10:20], frame[20:]]))
+    assert (await a.expect("message:new"))["data"]["text"] == "in three parts"
+    await a.close()

@@ -38,3 +38,19 @@ def test_text_frame_lengths():
     for n, header in ((0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
         frame = text_frame(b"x" * n)
         assert frame[0] == 0x81 and len(frame) == n + header
+
+
+def test_frame_queue_behaves_like_the_deque_it_replaces():
+    from collections import deque
+
+    from workspace_tui.server.handshake import _FrameQueue
+
+    ours, theirs = _FrameQueue(), deque()
+    for q in (ours, theirs):
+        q.append(1)
+        q.append(2)
+        q.extendleft(reversed([8, 9]))  # as websockets' put_back does
+        q.extendleft([7, 6])
+    assert list(ours) == list(theirs) == [6, 7, 8, 9, 1, 2]
+    assert [ours.popleft() for _ in range(6)] == [theirs.popleft() for _ in range(6)]
+    assert not ours and len(ours) == 0

@@ -226,7 +226,7 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
         if session.quiet:
             u.quiet += 1
         else:
-            u.peers.add(peer)
+            u.peers.append(peer)
             self.presence.refresh(u)
         # connected, then history, then live frames: all before the next await, so nothing interleaves.
         self.hub.send_parts(peer, self._connected_parts(u))
@@ -277,7 +277,8 @@ class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
             u.quiet -= 1
         else:
             was_visible = u.visible
-            u.peers.discard(peer)
+            if peer in u.peers:
+                u.peers.remove(peer)
             self.presence.refresh(u)
             if not u.peers and u.typing:
                 self._clear_typing(u)

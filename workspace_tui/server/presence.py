@@ -30,7 +30,9 @@ class UserState:
         self.username = username
         self.user_id = user_id_for(username)
         self.status = status
-        self.peers: set[Peer] = set()  # visible-capable (non-quiet) connections
+        # visible-capable (non-quiet) connections: at most a few, and an empty list is 160 bytes
+        # smaller than an empty set (one per online user)
+        self.peers: list[Peer] = []
         self.quiet = 0  # quiet (presence=none) connections
         self.typing = False
         self.typing_timer: asyncio.TimerHandle | None = None
