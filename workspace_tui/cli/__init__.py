@@ -72,6 +72,6 @@ def run() -> None:
     try:
         main()
     finally:
-        # At exit Python collects every object the process ever made: about 20 ms, a sixth
+        # At exit Python collects every object the process ever made: about 15 ms, a seventh
         # of a one-liner's life. Nothing left needs collecting, so freeze them all instead.
         gc.freeze()

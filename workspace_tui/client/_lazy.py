@@ -1,7 +1,7 @@
 """Start-up trimming for the one-liners, which pay for every module they import.
 
 websockets imports two stdlib modules eagerly that a ``workspace send`` does
-not use, together about 12 ms of its 110:
+not use, together about 12 ms of the 100 it takes:
 
 * :mod:`importlib.metadata` (with zipfile and more), read only by development
   builds of websockets to find their version;
