@@ -11,7 +11,7 @@ def _run(code: str) -> str:
     return out.stdout.strip()
 
 
-def test_importlib_metadata_waits_until_something_reads_it():
+def test_modules_send_does_not_use_wait_until_read():
     code = (
         "import sys, workspace_tui.client, workspace_tui.cli.oneliners\n"
         "print(type(sys.modules['importlib.metadata']).__name__, type(sys.modules['urllib.request']).__name__)\n"
@@ -37,4 +37,3 @@ def test_urllib_request_still_works_after_the_placeholder():
         "print(isinstance(urllib.request.getproxies(), dict), getproxies is urllib.request.getproxies)\n"
     )
     assert _run(code) == "True True"
-
