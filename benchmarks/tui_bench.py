@@ -19,7 +19,9 @@ Textual's Pilot (110x32). Figures:
   event-loop stall seen meanwhile (sender, server and app share the loop), and
   a key press echo time in the middle of it;
 * memory: traced Python allocations of the app with N messages, and the
-  number of widgets (constant: the list renders only visible lines).
+  number of widgets (constant: the list renders only visible lines), from a
+  second run of the history case: tracing allocations slows Python down
+  several times, so no time is taken while it is on.
 """
 
 from __future__ import annotations
@@ -107,6 +109,42 @@ async def key_echo(app, pilot) -> float:
     return elapsed
 
 
+async def history_join(app_class, url: str, history: int, *, traced: bool = False) -> dict[str, float]:
+    """Start the app against a server that sends *history* messages on join."""
+    out: dict[str, float] = {}
+    if traced:
+        tracemalloc.start()
+        base_mem = tracemalloc.get_traced_memory()[0]
+    t0 = time.perf_counter()
+    app = app_class(url, "alice", bell=False, auto_away_minutes=0)
+    async with app.run_test(size=(110, 32)) as pilot:
+        started = time.perf_counter() - t0
+        await wait_until(pilot, lambda: app.user_id is not None)
+        joined = time.perf_counter() - t0
+        await wait_until(pilot, lambda: app.message_list.message_count >= history)
+        in_list = time.perf_counter() - t0
+        await wait_until(pilot, lambda: f"history message {history - 1} " in app.message_list.rendered_tail())
+        shown = time.perf_counter() - t0
+        echo = await key_echo(app, pilot)
+        usable = time.perf_counter() - t0
+        if traced:
+            gc.collect()
+            out["history_traced_mb"] = (tracemalloc.get_traced_memory()[0] - base_mem) / 1e6
+            out["widgets"] = len(list(app.screen.walk_children()))
+            tracemalloc.stop()
+            return out
+        out.update(app_started_s=started, joined_s=joined, history_in_list_s=in_list, history_shown_s=shown,
+                   history_key_echo_s=echo, history_usable_s=usable)
+        # scroll from bottom to top and back: render cost of visible lines only
+        t = time.perf_counter()
+        app.message_list.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        app.message_list.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        out["scroll_top_and_back_s"] = time.perf_counter() - t
+    return out
+
+
 async def bench(history: int, burst: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="workspace-bench-"))
     os.environ["WORKSPACE_DATA_DIR"] = str(tmp / "data")
@@ -119,33 +157,11 @@ async def bench(history: int, burst: int) -> dict[str, float]:
     db = tmp / "server.sqlite3"
     seed(db, history)
 
-    # 1. the whole history in the join frame
+    # 1. the whole history in the join frame: timed, then again with tracemalloc on for the
+    # memory figure (tracing allocations makes Python code several times slower)
     server = await start_server(ServerConfig(port=0, db_path=db, rate_limit=0, history=history))
-    tracemalloc.start()
-    base_mem = tracemalloc.get_traced_memory()[0]
-    t0 = time.perf_counter()
-    app = ChatApp(server.url, "alice", bell=False, auto_away_minutes=0)
-    async with app.run_test(size=(110, 32)) as pilot:
-        out["app_started_s"] = time.perf_counter() - t0
-        await wait_until(pilot, lambda: app.user_id is not None)
-        out["joined_s"] = time.perf_counter() - t0
-        await wait_until(pilot, lambda: app.message_list.message_count >= history)
-        out["history_in_list_s"] = time.perf_counter() - t0
-        await wait_until(pilot, lambda: f"history message {history - 1} " in app.message_list.rendered_tail())
-        out["history_shown_s"] = time.perf_counter() - t0
-        out["history_key_echo_s"] = await key_echo(app, pilot)
-        out["history_usable_s"] = time.perf_counter() - t0
-        gc.collect()
-        out["history_traced_mb"] = (tracemalloc.get_traced_memory()[0] - base_mem) / 1e6
-        out["widgets"] = len(list(app.screen.walk_children()))
-        # scroll from bottom to top and back: render cost of visible lines only
-        t = time.perf_counter()
-        app.message_list.scroll_home(animate=False, immediate=True)
-        await pilot.pause()
-        app.message_list.scroll_end(animate=False, immediate=True)
-        await pilot.pause()
-        out["scroll_top_and_back_s"] = time.perf_counter() - t
-    tracemalloc.stop()
+    out.update(await history_join(ChatApp, server.url, history))
+    out.update(await history_join(ChatApp, server.url, history, traced=True))
     await server.close()
 
     # 2. an older page, and 3. a burst, with the usual join size
