@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+
+try:
+    import uvloop
+except ImportError:  # not on Windows; `serve --loop auto` falls back to asyncio's loop
+    uvloop = None
 
 SERVE_VARS = (
     "WORKSPACE_HOST", "WORKSPACE_PORT", "WORKSPACE_DB", "WORKSPACE_RATE_LIMIT", "WORKSPACE_MAX_CONNECTIONS_PER_USER",
@@ -16,3 +23,15 @@ SERVE_VARS = (
 def clean_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in SERVE_VARS:
         monkeypatch.delenv(var, raising=False)
+
+
+# The server's hot paths (raw transport writes, slow readers, closes, the handshake) run under
+# uvloop as well, which `workspace serve` uses when it is installed (--loop auto).
+UVLOOP_MODULES = {"test_fanout", "test_limits", "test_messages", "test_presence", "test_handshake"}
+
+
+def pytest_asyncio_loop_factories(config, item):
+    factories = {"asyncio": asyncio.new_event_loop}
+    if uvloop is not None and item.module.__name__.rpartition(".")[2] in UVLOOP_MODULES:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories

@@ -181,3 +181,22 @@ async def test_tls_from_the_command_line(tmp_path):
         await ws.close()
     finally:
         assert proc.stop() == 0
+
+
+@pytest.mark.parametrize("choice", ["asyncio", "uvloop", "auto"])
+async def test_event_loop_choice(tmp_path, choice):
+    if choice != "asyncio":
+        pytest.importorskip("uvloop")  # the speedups extra (in the test extra, so CI runs these)
+    proc = Proc("--db", str(tmp_path / "loop.sqlite3"), "--loop", choice)
+    try:
+        a, _, _ = await first_frames(proc.url, "alice")
+        b, _, _ = await first_frames(proc.url, "bob")
+        await a.send(json.dumps({"type": "message:send", "text": "over " + choice}))
+        for ws in (a, b):
+            while (frame := json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))["type"] != "message:new":
+                pass
+            assert frame["data"]["text"] == "over " + choice
+    finally:
+        code = proc.stop()
+    assert code == 0
+    assert f"event loop: {'asyncio' if choice == 'asyncio' else 'uvloop'}" in proc.p.stderr.read()

@@ -7,6 +7,7 @@ import errno
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -48,6 +49,19 @@ def _raise_open_files_limit() -> None:
         pass
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when asked for, or with ``auto`` when it is installed; else asyncio's own."""
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise click.ClickException("--loop uvloop needs uvloop: pip install 'workspace-tui[speedups]'") from None
+        return None
+    return uvloop.new_event_loop
+
+
 def _opt(*names: str, envvar: str, **kw):  # type: ignore[no-untyped-def]
     return click.option(*names, envvar=envvar, show_envvar=True, show_default=True, **kw)
 
@@ -86,6 +100,13 @@ def _opt(*names: str, envvar: str, **kw):  # type: ignore[no-untyped-def]
     type=click.FloatRange(1),
     help="With --broker: seconds after which a node that stopped heartbeating (killed) has its users shown offline.",
 )
+@_opt(
+    "--loop",
+    envvar="WORKSPACE_LOOP",
+    default="auto",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    help="Event loop. uvloop (the speedups extra) holds each connection in ~20% less memory; auto uses it when installed.",
+)
 def serve(
     host: str,
     port: int,
@@ -104,6 +125,7 @@ def serve(
     compression: bool,
     broker: str | None,
     broker_ttl: float,
+    loop: str,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
     from workspace_tui import paths
@@ -158,16 +180,19 @@ def serve(
                 raise click.ClickException(f"cannot listen on {host}:{port}: the address is already in use") from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            running.add_signal_handler(sig, stop.set)
         click.echo(f"workspace server listening on {server.url} (store: {getattr(server, 'store_label', server.store.path)})")
         sys.stdout.flush()
         await stop.wait()
         logging.getLogger("workspace.server").info("stopping (signal)")
         await server.close()
 
+    factory = _loop_factory(loop)
+    logging.getLogger("workspace.server").info("event loop: %s", "uvloop" if factory else "asyncio")
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(run())
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         sys.exit(130)
