@@ -171,6 +171,11 @@ def serve(
     )
 
     async def run() -> None:
+        # Handlers first: a SIGTERM while the server starts still means a clean stop.
+        stop = asyncio.Event()
+        running = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            running.add_signal_handler(sig, stop.set)
         try:
             server = await start_server(config)
         except OSError as exc:
@@ -179,10 +184,6 @@ def serve(
             if exc.errno == errno.EADDRINUSE:
                 raise click.ClickException(f"cannot listen on {host}:{port}: the address is already in use") from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        stop = asyncio.Event()
-        running = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            running.add_signal_handler(sig, stop.set)
         click.echo(f"workspace server listening on {server.url} (store: {getattr(server, 'store_label', server.store.path)})")
         sys.stdout.flush()
         await stop.wait()
