@@ -76,7 +76,9 @@ async def test_appear_offline(server):
     b = await join(server, "bob")
     await a.expect("presence:update", username="bob", status="online")
     await b.send({"type": "presence:update", "status": "offline"})
-    assert (await a.expect("presence:update", username="bob"))["data"]["status"] == "offline"
+    # exactly what a real disconnect looks like: no connection count gives bob away
+    hidden = (await a.expect("presence:update", username="bob"))["data"]
+    assert (hidden["status"], hidden["connections"]) == ("offline", 0)
     c = await join(server, "carol")
     assert "bob" not in roster(c) and c.connected["connectedUsers"] == 2
     # typing while hidden is not shown; messages still go out
