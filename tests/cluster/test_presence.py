@@ -63,3 +63,22 @@ async def test_a_new_node_sees_users_already_online(node_factory):
     assert roster(bob) == {"alice": ("online", 1), "bob": ("online", 1)}
     await alice.close()
     await bob.close()
+
+
+async def test_appear_offline_reaches_the_users_own_connections_on_other_nodes(node_factory):
+    a, b = await node_factory(), await node_factory()
+    alice_a = await join(a, "alice")
+    await until(lambda: "alice" in {n for users in b.remote.values() for n in users})
+    alice_b = await join(b, "alice")
+    bob = await join(b, "bob")
+    await alice_a.send({"type": "presence:update", "status": "offline"})
+    for c in (alice_b, bob):  # the same frame as a real disconnect, for everyone
+        hidden = (await c.expect("presence:update", username="alice"))["data"]
+        assert (hidden["status"], hidden["connections"]) == ("offline", 0)
+    await alice_a.send({"type": "presence:update", "status": "busy"})
+    back = (await alice_b.expect("presence:update", username="alice"))["data"]
+    assert (back["status"], back["connections"]) == ("busy", 2)
+    await alice_b.send({"type": "presence:update", "status": "offline"})
+    await alice_a.expect("presence:update", username="alice", status="offline", connections=0)
+    for c in (alice_a, alice_b, bob):
+        await c.close()
