@@ -402,9 +402,11 @@ def message_new_frame(message: ChatMessage) -> dict[str, Any]:
 
 
 def presence_frame(user_id: str, username: str, status: str, connections: int | None = None) -> dict[str, Any]:
+    """``presence:update``. ``offline`` always carries 0 connections: appearing offline must look
+    exactly like a real disconnect, so no count gives a hidden user away."""
     data: dict[str, Any] = {"userId": user_id, "username": username, "status": status}
     if connections is not None:
-        data["connections"] = connections
+        data["connections"] = 0 if status == "offline" else connections
     return {"type": "presence:update", "data": data}
 
 

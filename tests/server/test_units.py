@@ -54,3 +54,11 @@ def test_frame_queue_behaves_like_the_deque_it_replaces():
     assert list(ours) == list(theirs) == [6, 7, 8, 9, 1, 2]
     assert [ours.popleft() for _ in range(6)] == [theirs.popleft() for _ in range(6)]
     assert not ours and len(ours) == 0
+
+
+def test_an_offline_presence_frame_never_carries_a_connection_count():
+    from workspace_tui.protocol import presence_frame
+
+    assert presence_frame("u1", "bob", "offline", 2)["data"]["connections"] == 0
+    assert presence_frame("u1", "bob", "away", 2)["data"]["connections"] == 2
+    assert "connections" not in presence_frame("u1", "bob", "offline")["data"]

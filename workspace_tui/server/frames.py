@@ -244,9 +244,7 @@ class FramesMixin:
             self._clear_typing(u)
         u.status = status
         self.presence.refresh(u)
-        # "Appear offline" looks exactly like offline: no connection count gives the user away
-        # (the same frame a cluster node sends, and the one a real disconnect sends).
-        frame = presence_frame(u.user_id, u.username, status, len(u.peers) if u.visible else 0)
+        frame = presence_frame(u.user_id, u.username, status, len(u.peers))
         if was_visible or u.visible:
             self.hub.publish(frame, exclude_peer=peer, lazy=True)
         else:  # hidden before and after: only the user's own other connections learn it
