@@ -11,11 +11,16 @@ def roster(client) -> dict[str, tuple[str, int]]:
     return {u["username"]: (u["status"], u["connections"]) for u in client.connected["users"]}
 
 
+def remote_names(node) -> set[str]:
+    """The users *node* knows to be online on other nodes."""
+    return {name for users in node.remote.values() for name in users}
+
+
 async def test_roster_online_offline_and_counts_are_global(node_factory):
     a, b = await node_factory(), await node_factory()
     alice = await join(a, "alice")
     # Presence crosses nodes through Redis, a moment after the join: wait for it to arrive.
-    await until(lambda: "alice" in {n for users in b.remote.values() for n in users})
+    await until(lambda: "alice" in remote_names(b))
     bob = await join(b, "bob")
     assert roster(bob) == {"alice": ("online", 1), "bob": ("online", 1)}
     assert bob.connected["connectedUsers"] == 2
@@ -29,7 +34,7 @@ async def test_roster_online_offline_and_counts_are_global(node_factory):
     await alice.expect("presence:update", username="bob", status="online", connections=1)
     await bob2.close()
     await alice.expect("presence:update", username="bob", status="offline")
-    await until(lambda: "bob" not in {n for users in b.remote.values() for n in users})
+    await until(lambda: "bob" not in remote_names(b))
     carol = await join(b, "carol")
     assert set(roster(carol)) == {"alice", "carol"}
     await alice.close()
@@ -58,7 +63,7 @@ async def test_a_new_node_sees_users_already_online(node_factory):
     a = await node_factory()
     alice = await join(a, "alice")
     b = await node_factory()
-    await until(lambda: "alice" in {n for users in b.remote.values() for n in users})
+    await until(lambda: "alice" in remote_names(b))
     bob = await join(b, "bob")
     assert roster(bob) == {"alice": ("online", 1), "bob": ("online", 1)}
     await alice.close()
@@ -68,7 +73,7 @@ async def test_a_new_node_sees_users_already_online(node_factory):
 async def test_appear_offline_reaches_the_users_own_connections_on_other_nodes(node_factory):
     a, b = await node_factory(), await node_factory()
     alice_a = await join(a, "alice")
-    await until(lambda: "alice" in {n for users in b.remote.values() for n in users})
+    await until(lambda: "alice" in remote_names(b))
     alice_b = await join(b, "alice")
     bob = await join(b, "bob")
     await alice_a.send({"type": "presence:update", "status": "offline"})
