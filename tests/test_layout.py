@@ -12,9 +12,17 @@ def _loaded_after(statement: str) -> set[str]:
     return set(out.stdout.split())
 
 
+IO_MODULES = {"asyncio", "websockets", "sqlite3", "redis", "socket", "selectors", "textual", "ssl"}
+
+
 def test_protocol_is_pure():
     loaded = _loaded_after("import workspace_tui.protocol")
     assert not {"textual", "websockets", "asyncio"} & loaded
+
+
+def test_the_chat_core_does_no_io():
+    loaded = _loaded_after("import workspace_tui.core, workspace_tui.core.chat")
+    assert not IO_MODULES & {name.partition(".")[0] for name in loaded}
 
 
 def test_cli_group_does_not_import_textual():
@@ -33,7 +41,9 @@ ALLOWED = {
     "protocol": set(),
     "paths": set(),
     "config": {"paths"},
-    "server": {"protocol", "paths", "server"},
+    "core": {"protocol", "core"},
+    "backends": {"protocol", "core", "backends"},
+    "server": {"protocol", "paths", "core", "backends", "server"},
     "client": {"protocol", "paths", "client"},
     "tui": {"protocol", "paths", "config", "client", "tui"},
 }
@@ -70,3 +80,67 @@ def test_imports_point_one_way():
                 if target not in allowed and target != "__init__":
                     wrong.append(f"{path.relative_to(root)} imports workspace_tui.{target}")
     assert not wrong, "\n".join(wrong)
+
+
+def _module_graph():
+    """Every module of the package and the package modules it imports (relative imports too)."""
+    import ast
+    from pathlib import Path
+
+    import workspace_tui
+
+    root = Path(workspace_tui.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = list(rel.parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts.pop()
+        modules[".".join(parts)] = (path, is_package)
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        package = name if is_package else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - node.level + 1]
+                    prefix = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    prefix = node.module or ""
+                found = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            targets |= {t for t in found if t in modules and t != name}
+        graph[name] = targets
+    return graph
+
+
+def test_no_module_imports_another_in_a_circle():
+    graph = _module_graph()
+    # A package's __init__ re-exporting its own modules is not a cycle worth reporting.
+    edges = {m: {t for t in ts if not t.startswith(m + ".") and not m.startswith(t + ".")} for m, ts in graph.items()}
+    cycles = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(edges[m]):
+            if state.get(t) == 1:
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+    assert not cycles, "\n".join(cycles)
+

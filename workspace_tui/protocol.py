@@ -36,6 +36,10 @@ DEFAULT_URL: Final = "ws://127.0.0.1:4000/ws"
 MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 MAX_CLIENT_MSG_ID: Final = 64
 MAX_HISTORY_PAGE: Final = 200
+MAX_JOIN_HISTORY: Final = 1000
+# A history frame (join, page, resume) carries at most this much JSON; a single message that is
+# bigger on its own goes alone in its frame.
+HISTORY_FRAME_BYTES: Final = 512 * 1024
 USERNAME_MAX: Final = 32
 
 # Close codes. 1001/1008/1009 are the standard ones the issue names; the 4xxx
@@ -144,7 +148,7 @@ def message_id_key(message_id: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
-_MSG_ID_RE: Final = re.compile(r"msg_(\d{13})_(\d{6})")
+_MSG_ID_RE: Final = re.compile(r"msg_(\d{13})_(\d{6})", re.ASCII)
 
 
 def iso_timestamp(ms: int | None = None) -> str:
@@ -356,8 +360,9 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
     if kind == "history:request":
         before = obj.get("before")
         limit = obj.get("limit", 50)
-        if before is not None and not isinstance(before, str):
-            raise FrameError(ERR_INVALID_FIELD, "before must be a message id string", frame_type=kind)
+        if before is not None and not (isinstance(before, str) and message_id_key(before) is not None):
+            raise FrameError(ERR_INVALID_FIELD, "before must be a message id (msg_<13 digits>_<6 digits>)",
+                             frame_type=kind)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY_PAGE:
             raise FrameError(
                 ERR_INVALID_FIELD, f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}", frame_type=kind
@@ -459,8 +464,8 @@ def error_frame(
     return out
 
 
-def pong_frame(ping_id: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "pong", "timestamp": iso_timestamp()}
+def pong_frame(ping_id: Any = None, timestamp: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "pong", "timestamp": timestamp or iso_timestamp()}
     if ping_id is not None:
         out["id"] = ping_id
     return out

@@ -8,6 +8,8 @@ what the user gets: the right message failed, the rest delivered once, in order.
 
 from __future__ import annotations
 
+import dataclasses
+
 from workspace_tui.client import (
     ERR_TOO_LARGE,
     ConnectionState,
@@ -38,7 +40,7 @@ async def test_1009_fails_the_big_message_and_delivers_the_rest_once(tmp_path):
     # The server enforces 4 KiB but advertises 1 MB (as a proxy with a smaller limit in front of
     # it would): the client's own size check passes, and the server closes with 1009.
     server = await start(tmp_path, max_payload=4096, rate_limit=0)
-    server.config = server.config.with_overrides(max_payload=1_000_000)
+    server.core.rules = dataclasses.replace(server.core.rules, max_payload=1_000_000)
     try:
         client = make(server.url, "hana", tmp_path)
         rec = await started(client)

@@ -73,7 +73,7 @@ async def test_redis_down_keeps_clients_refuses_sends_and_recovers(node_factory,
     assert (await _health(a))["broker"] == "up"
 
     redis_server.stop()
-    await until(lambda: not a.broker_up, timeout=5)
+    await until(lambda: not a.core.store_up, timeout=5)
     health = await _health(a)
     assert health["status"] == "degraded" and health["broker"] == "down"
     await alice.send({"type": "message:send", "text": "during", "clientMsgId": "d-1"})
@@ -83,7 +83,7 @@ async def test_redis_down_keeps_clients_refuses_sends_and_recovers(node_factory,
     await bob.sync()
 
     redis_server.start()  # same port, same append-only file
-    await until(lambda: a.broker_up and b.broker_up, timeout=10)
+    await until(lambda: a.core.store_up and b.core.store_up, timeout=10)
     assert (await _health(a))["status"] == "ok"
     # the client's outbox resends; now it goes through and reaches the other node
     await alice.send({"type": "message:send", "text": "during", "clientMsgId": "d-1"})

@@ -6,6 +6,8 @@ import asyncio
 
 from tests.server.support import join
 
+from .conftest import until
+
 
 async def test_message_reaches_every_client_on_every_node_once_in_one_order(node_factory):
     a, b, c = [await node_factory() for _ in range(3)]
@@ -100,3 +102,49 @@ async def test_sends_taken_before_a_node_stops_are_stored_and_delivered(node_fac
         await bob.expect("message:new", text=f"last{i}")
     await bob.expect("presence:update", username="alice", status="offline")
     await bob.close()
+
+
+async def _until_pong(client) -> list[dict]:
+    """Every frame the server queued for *client* before answering a ping (the pong excluded)."""
+    await client.send({"type": "ping", "id": "last"})
+    frames = []
+    while True:
+        frame = await client.recv()
+        if frame["type"] == "pong":
+            return frames
+        frames.append(frame)
+
+
+async def test_pipelined_sends_from_two_nodes_are_acknowledged_once_in_the_global_order(node_factory):
+    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
+    alice, bob = await join(a, "alice"), await join(b, "bob")
+    watcher = await join(b, "watcher")
+    n = 100
+
+    async def burst(client, prefix: str) -> None:  # no waiting for echoes: the nodes batch them
+        for i in range(n):
+            await client.send({"type": "message:send", "text": f"{prefix}{i}", "clientMsgId": f"{prefix}-{i}"})
+
+    await asyncio.gather(burst(alice, "a"), burst(bob, "b"))
+    seqs = []
+    for client in (alice, bob, watcher):
+        got = []
+        while len(got) < 2 * n:
+            f = (await client.expect("message:new"))["data"]
+            got.append((f["id"], f["text"], f["clientMsgId"]))
+        seqs.append(got)
+    assert seqs[0] == seqs[1] == seqs[2]  # the sender's acknowledgement is its place in the one order
+    ids = [i for i, _, _ in seqs[0]]
+    assert ids == sorted(ids) and len(set(ids)) == 2 * n
+    for prefix in "ab":
+        own = [(t, c) for _, t, c in seqs[0] if t[0] == prefix]
+        assert own == [(f"{prefix}{i}", f"{prefix}-{i}") for i in range(n)]  # each once, in send order
+    # Each node matched every one of its own entries to its draft: all resolved, none left over.
+    await until(lambda: a.core.pending == 0 and b.core.pending == 0)
+    assert not a.backend._sent and not b.backend._sent
+    assert a.core.counters.messages_total == n and b.core.counters.messages_total == n
+    assert a.core.counters.duplicates_total == 0 and b.core.counters.duplicates_total == 0
+    for client in (alice, bob, watcher):  # and nothing more is on its way
+        assert [f for f in await _until_pong(client) if f["type"] == "message:new"] == []
+    for client in (alice, bob, watcher):
+        await client.close()

@@ -13,7 +13,7 @@ def roster(client) -> dict[str, tuple[str, int]]:
 
 def remote_names(node) -> set[str]:
     """The users *node* knows to be online on other nodes."""
-    return {name for users in node.remote.values() for name in users}
+    return {name for users in node.core.presence.remote.values() for name in users}
 
 
 async def test_roster_online_offline_and_counts_are_global(node_factory):

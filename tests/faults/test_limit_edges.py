@@ -38,7 +38,7 @@ async def test_the_default_payload_limit_is_exactly_1_mib(server_factory):
     except Exception:  # noqa: BLE001 - closed
         pass
     assert ws.close_code == 1009
-    assert server.store.count() == 1
+    assert server.backend.count() == 1
 
 
 async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -78,7 +78,7 @@ async def test_handshakes_that_never_finish_are_dropped_and_do_not_block_others(
     assert not trickler.done() or trickler.exception() is None
     trickler.cancel()
     assert 0.4 < elapsed < 3.0, elapsed  # cut at the handshake timeout, not per byte
-    assert not any(p.user.username in ("stuck", "trickle") for p in server.hub.peers)
+    assert not any(p.user.username in ("stuck", "trickle") for p in server.core.conns)
     await honest.sync()
     for _, w in [*silent, *partial, (trickle_r, trickle_w)]:
         w.close()

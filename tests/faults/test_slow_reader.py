@@ -92,7 +92,7 @@ async def test_a_stopped_reader_does_not_slow_the_others_and_resumes_everything(
 
     # the stopped reader: max_queue=1 makes websockets stop reading the socket once one frame waits unread
     slow = await connect(url_for(server, "slow"), max_queue=1, max_size=None, open_timeout=TIMEOUT)
-    slow_peer = next(p for p in server.hub.peers if p.user.username == "slow")
+    slow_peer = next(p.link for p in server.core.conns if p.user.username == "slow")
     peak = 0
     rss: list[int] = [rss_kb()]
 
@@ -120,7 +120,7 @@ async def test_a_stopped_reader_does_not_slow_the_others_and_resumes_everything(
     # Loose on purpose: the same traffic, with a stopped reader, is not markedly slower for the others.
     assert l50 <= max(3 * b50, b50 + 0.05), (baseline, loaded)
     # The server held at most about the limit for the stopped reader (plus one flush), not the ~12 MB sent.
-    assert server.metrics.closes.get(CLOSE_SLOW_CONSUMER) == 1
+    assert server.core.counters.closes.get(CLOSE_SLOW_CONSUMER) == 1
     assert peak <= LIMIT + 256 * 1024, peak
     assert max(rss) - rss0 < 64 * 1024, (rss0, max(rss))
 
@@ -146,7 +146,7 @@ async def test_a_stopped_reader_does_not_slow_the_others_and_resumes_everything(
         missed += [m["id"] for m in hist["messages"]]
         if not hist["hasMore"]:
             break
-    everything = [m.id for chunk in server.store.after(last_seen) for m in chunk]
+    everything = [m.id for m in server.backend.all_after(last_seen)]
     assert missed == everything and len(missed) > 0
     print(f"slow reader missed {len(missed)} messages, all resumed")
     await back.close()

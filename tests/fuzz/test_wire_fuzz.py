@@ -119,7 +119,7 @@ async def scenario(sent: list) -> None:
         await bystander.send({"type": "ping", "id": "end"})
         assert (await bystander.recv())["type"] == "pong"  # nothing else was queued for the bystander
         assert fuzzer.ws.close_code is None and bystander.ws.close_code is None
-        assert server.store.count() == len(valid_texts) + 1
+        assert server.backend.count() == len(valid_texts) + 1
     finally:
         await server.close()
 
@@ -144,7 +144,7 @@ async def _ending(server_factory, send) -> tuple[int | None, str | None]:
     await bystander.expect("presence:update", username="fuzzer", status="offline")
     echo = await bystander.say("still here")
     assert echo["data"]["username"] == "bystander"
-    assert server.store.count() == 1
+    assert server.backend.count() == 1
     await bystander.close()
     return code, reason
 

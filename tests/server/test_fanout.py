@@ -59,11 +59,11 @@ async def test_concurrent_senders_joiners_and_typists(server_factory):
         await asyncio.sleep(0.002)
 
     async def all_stored():
-        while server.store.count() < total:
+        while server.backend.count() < total:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(all_stored(), 20)
-    all_ids = [m.id for m in server.store.latest(total)[0]]
+    all_ids = [m.id for m in server.backend.all_after("msg_0000000000000_000000")][-total:]
 
     async def everyone_caught_up():
         while True:

@@ -103,12 +103,12 @@ async def test_connection_cap_is_race_free(server_factory):
     assert sorted(r for r in results if isinstance(r, int)) == [429] * 9
     for ws in accepted:
         await ws.close()
-    assert server.reservations.get("racer", 0) == 0 or await _released(server, "racer")
+    assert server.core.reservations.get("racer", 0) == 0 or await _released(server, "racer")
 
 
 async def _released(server, name):
     for _ in range(200):
-        if not server.reservations.get(name):
+        if not server.core.reservations.get(name):
             return True
         await asyncio.sleep(0.01)
     return False

@@ -7,7 +7,7 @@ import json
 
 from websockets.asyncio.client import connect
 
-from .support import TIMEOUT, join, url_for
+from .support import TIMEOUT, join, plant, url_for
 
 
 async def test_payload_limit_exactly_at_the_boundary(server_factory):
@@ -37,7 +37,7 @@ async def test_rate_limit_burst_then_rejected_with_retry_after(server_factory):
     err = await a.expect("error")
     assert err["code"] == "rate_limited" and err["clientMsgId"] == "n100" and err["frameType"] == "message:send"
     assert 0 < err["retryAfterMs"] <= 600  # one token comes back every 600 ms
-    assert server.store.count() == 100
+    assert server.backend.count() == 100
     await a.close()
 
 
@@ -71,7 +71,7 @@ async def test_flooding_past_the_rate_limit_closes_with_1008(server_factory):
         await a.send({"type": "message:send", "text": f"f{i}"})
     code, reason = await a.closed()
     assert code == 1008 and "flood" in reason
-    assert server.store.count() == 2
+    assert server.backend.count() == 2
     await b.sync()  # others are unaffected
     await b.close()
 
@@ -128,7 +128,7 @@ async def test_slow_consumer_is_closed_with_4001_and_others_keep_going(server_fa
     text = "y" * 16000
     sent = 0
     async with asyncio.timeout(20):
-        while not server.metrics.closes.get(4001):  # ~16 KB each until the slow reader is cut off
+        while not server.core.counters.closes.get(4001):  # ~16 KB each until the slow reader is cut off
             await sender.send({"type": "message:send", "text": f"{sent} {text}"})
             sent += 1
             if sent % 20 == 0:
@@ -137,7 +137,7 @@ async def test_slow_consumer_is_closed_with_4001_and_others_keep_going(server_fa
         sent += 1
         while got["fast"] < sent or got["sender"] < sent:
             await asyncio.sleep(0.01)
-    assert server.metrics.closes[4001] == 1  # only the slow one
+    assert server.core.counters.closes[4001] == 1  # only the slow one
     assert fast.ws.close_code is None and sender.ws.close_code is None
     # the slow client, once it reads again, sees a clear close code ...
     last_seen = None
@@ -157,7 +157,7 @@ async def test_slow_consumer_is_closed_with_4001_and_others_keep_going(server_fa
     while back.history["hasMore"]:
         back.history = await back.recv()
         missed += back.history["messages"]
-    everything = [m.id for chunk in server.store.after("msg_0000000000000_000000") for m in chunk]
+    everything = [m.id for m in server.backend.all_after("msg_0000000000000_000000")]
     assert [m["id"] for m in missed] == everything[everything.index(last_seen) + 1 :]
     assert missed and any(m["text"] == "last" for m in missed)
     await back.close()
@@ -169,9 +169,7 @@ async def test_slow_consumer_is_closed_with_4001_and_others_keep_going(server_fa
 
 async def test_a_big_resume_is_not_mistaken_for_a_slow_consumer(server_factory):
     server = await server_factory(send_buffer_limit=64 * 1024)
-    store = server.store
-    msgs = [store.new_message("u", "bulk", f"{i} " + "z" * 1000, None) for i in range(1500)]  # ~1.5 MB
-    store.commit(msgs)
+    msgs = plant(server, [f"{i} " + "z" * 1000 for i in range(1500)])  # ~1.5 MB
     c = await join(server, "reader", since=msgs[0].id)
     n = len(c.history["messages"])
     while c.history["hasMore"]:
@@ -197,11 +195,11 @@ async def test_keepalive_pings_drop_dead_peers_and_keep_live_ones(server_factory
     assert b" 101 " in head
 
     async def gone():
-        while any(p.user.username == "dead" for p in server.hub.peers):
+        while any(p.user.username == "dead" for p in server.core.conns):
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(gone(), TIMEOUT)
-    assert server.metrics.closes[1011] == 1
+    assert server.core.counters.closes[1011] == 1
     await live.sync()
     assert live.ws.close_code is None
     writer.close()

@@ -8,7 +8,7 @@ import pytest
 
 from workspace_tui.protocol import ERROR_CODES, message_id_key
 
-from .support import join
+from .support import join, plant
 
 
 async def test_ids_sort_in_acceptance_order_and_echo_client_msg_id(server_factory):
@@ -42,7 +42,7 @@ async def test_duplicate_client_msg_id_is_not_stored_or_broadcast_twice(server):
     # nobody else sees it again: the next message bob and a1 get is a new one
     await b.say("next")
     assert (await a1.expect("message:new"))["data"]["text"] == "next"
-    assert server.store.count() == 2
+    assert server.backend.count() == 2
     # the same clientMsgId from another user is a different message
     other = await b.say("mine", clientMsgId="k1")
     assert other["data"]["id"] != first["data"]["id"]
@@ -62,7 +62,7 @@ async def test_duplicates_in_the_same_commit_batch(server):
     await a.say("sentinel")
     assert (await b.expect("message:new"))["data"]["text"] == "burst"
     assert (await b.expect("message:new"))["data"]["text"] == "sentinel"
-    assert server.store.count() == 2
+    assert server.backend.count() == 2
     await a.close()
     await b.close()
 
@@ -83,19 +83,19 @@ async def test_dedupe_and_id_order_survive_a_restart(server_factory, tmp_path):
     assert again["data"] == before["data"]
     after = await a.say("after")
     assert after["data"]["id"] > before["data"]["id"]
-    assert s2.store.count() == 2
+    assert s2.backend.count() == 2
     await a.close()
 
 
 async def test_ids_keep_increasing_when_the_clock_is_behind(server_factory, tmp_path):
-    from workspace_tui.protocol import make_message_id
-    from workspace_tui.server.store import Store
+    from workspace_tui.backends.sqlite import SQLiteBackend
+    from workspace_tui.protocol import ChatMessage, make_message_id
 
     db = tmp_path / "future.sqlite3"
-    store = Store(db)
+    store = SQLiteBackend(db)
     future = make_message_id(9_999_999_999_000, 5)  # a store written with a clock far ahead
-    store.commit([store.new_message("u", "old", "x", None).__class__(future, "u", "old", "x", "2286-11-20T17:46:39.000Z")])
-    store.close()
+    store.insert([ChatMessage(future, "u", "old", "x", "2286-11-20T17:46:39.000Z")])
+    store.shut()
     server = await server_factory(db_path=db)
     a = await join(server, "alice")
     new = await a.say("now")
@@ -136,9 +136,7 @@ async def test_resume_since_gives_exactly_what_was_missed(server_factory):
 
 async def test_resume_in_chunks_of_500(server_factory):
     server = await server_factory()
-    store = server.store
-    msgs = [store.new_message("u", "bulk", f"b{i}", None) for i in range(1203)]
-    store.commit(msgs)
+    msgs = plant(server, [f"b{i}" for i in range(1203)])
     first = msgs[0].id
     b = await join(server, "bob", since=first)
     frames = [b.history, await b.recv(), await b.recv()]
@@ -276,7 +274,7 @@ async def test_store_failure_is_an_unavailable_error_not_a_silent_drop(server_fa
     b = await join(server, "bob")
     await a.say("fine")
     await b.expect("message:new")
-    server.store.db.close()  # the disk went away
+    server.backend.db.close()  # the disk went away
     await a.send({"type": "message:send", "text": "lost?", "clientMsgId": "u1"})
     err = await a.expect("error")
     assert err["code"] == "unavailable" and err["clientMsgId"] == "u1"
@@ -287,7 +285,7 @@ async def test_store_failure_is_an_unavailable_error_not_a_silent_drop(server_fa
     assert (await a.expect("error"))["code"] == "unavailable"
     await b.send({"type": "ping"})
     assert (await b.recv())["type"] == "pong"  # nothing was broadcast
-    server.store.db = sqlite3.connect(":memory:")  # let close() finish cleanly
+    server.backend.db = sqlite3.connect(":memory:")  # let close() finish cleanly
     await a.close()
     await b.close()
 

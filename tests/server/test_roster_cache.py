@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from workspace_tui.server.presence import Presence
+from workspace_tui.core.presence import Presence
 
 
 class _Peer:
@@ -17,16 +17,20 @@ def test_roster_parts_match_the_visible_users_under_churn():
     presence.TAIL_MAX = 5  # merge often, so every path (base, tail, merge, invalidation) runs
     rng = random.Random(1)
     for step in range(3000):
-        u = presence.user(f"u{rng.randrange(40)}")
+        u = presence.user(f"u{rng.randrange(40)}", now=0.0)
         op = rng.random()
         if op < 0.5:
-            u.peers.append(_Peer())  # type: ignore[arg-type]
-        elif op < 0.8 and u.peers:
-            u.peers.pop()
+            u.conns.append(_Peer())  # type: ignore[arg-type]
+        elif op < 0.8 and u.conns:
+            u.conns.pop()
         else:
             u.status = rng.choice(["online", "away", "offline"])
-        presence.refresh(u)
+        presence.refresh(u.username, u.user_id)
         got = sorted(json.dumps(e) for e in json.loads(b"[" + b"".join(presence.roster_parts()) + b"]"))
-        want = sorted(json.dumps(v.roster_entry().to_wire()) for v in presence.visible.values())
+        visible = [v for v in presence.users.values() if v.visible_here]
+        want = sorted(
+            json.dumps({"userId": v.user_id, "username": v.username, "status": v.status, "connections": len(v.conns)})
+            for v in visible
+        )
         assert got == want, step
         assert len(got) == presence.connected_users

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from workspace_tui.server.hub import text_frame
-from workspace_tui.server.limits import Limiter
-from workspace_tui.server.store import IdClock
+from workspace_tui.backends.sqlite import IdClock
+from workspace_tui.core.limits import Limiter
+from workspace_tui.server.fanout import text_frame
 
 
 def test_limiter_burst_refill_sticky_and_flood():
@@ -38,22 +38,6 @@ def test_text_frame_lengths():
     for n, header in ((0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
         frame = text_frame(b"x" * n)
         assert frame[0] == 0x81 and len(frame) == n + header
-
-
-def test_frame_queue_behaves_like_the_deque_it_replaces():
-    from collections import deque
-
-    from workspace_tui.server.handshake import _FrameQueue
-
-    ours, theirs = _FrameQueue(), deque()
-    for q in (ours, theirs):
-        q.append(1)
-        q.append(2)
-        q.extendleft(reversed([8, 9]))  # as websockets' put_back does
-        q.extendleft([7, 6])
-    assert list(ours) == list(theirs) == [6, 7, 8, 9, 1, 2]
-    assert [ours.popleft() for _ in range(6)] == [theirs.popleft() for _ in range(6)]
-    assert not ours and len(ours) == 0
 
 
 def test_an_offline_presence_frame_never_carries_a_connection_count():

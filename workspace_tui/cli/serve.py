@@ -101,6 +101,20 @@ def _opt(*names: str, envvar: str, **kw):  # type: ignore[no-untyped-def]
     help="With --broker: seconds after which a node that stopped heartbeating (killed) has its users shown offline.",
 )
 @_opt(
+    "--broker-max-mb",
+    envvar="WORKSPACE_BROKER_MAX_MB",
+    default=512,
+    type=click.IntRange(1),
+    help="With --broker: MiB of messages the Redis stream keeps; past it the oldest are trimmed.",
+)
+@_opt(
+    "--broker-max-age-days",
+    envvar="WORKSPACE_BROKER_MAX_AGE_DAYS",
+    default=30.0,
+    type=click.FloatRange(0),
+    help="With --broker: trim messages older than this many days from the Redis stream (0 = keep them).",
+)
+@_opt(
     "--loop",
     envvar="WORKSPACE_LOOP",
     default="auto",
@@ -125,6 +139,8 @@ def serve(
     compression: bool,
     broker: str | None,
     broker_ttl: float,
+    broker_max_mb: int,
+    broker_max_age_days: float,
     loop: str,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
@@ -168,6 +184,8 @@ def serve(
         compression=compression,
         broker=broker or None,
         broker_node_ttl=broker_ttl,
+        broker_max_bytes=broker_max_mb * 1024 * 1024,
+        broker_max_age=broker_max_age_days * 86400.0,
     )
 
     async def run() -> None:
@@ -184,7 +202,7 @@ def serve(
             if exc.errno == errno.EADDRINUSE:
                 raise click.ClickException(f"cannot listen on {host}:{port}: the address is already in use") from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        click.echo(f"workspace server listening on {server.url} (store: {getattr(server, 'store_label', server.store.path)})")
+        click.echo(f"workspace server listening on {server.url} (store: {server.backend.label})")
         sys.stdout.flush()
         await stop.wait()
         logging.getLogger("workspace.server").info("stopping (signal)")

@@ -1,4 +1,4 @@
-"""The embedded chat server.
+"""The embedded chat server: the network layer over the chat core and a backend.
 
 ::
 

@@ -1,342 +1,466 @@
-"""The server: lifecycle and one coroutine per connection.
+"""The server: wires the chat core, a backend and the sockets together.
 
-Flow of a message: ``message:send`` is validated, de-duplicated and rate
-limited, given the next ordered id and queued; at the end of the loop
-iteration every queued message is committed in one SQLite transaction and only
-then published through the hub (encoded once for all recipients).
+Flow of a message: a :class:`~.connection.Connection` hands a whole text
+message to :meth:`Server.on_message`; the core validates it and answers with a
+``Store`` effect; the backend stores it (SQLite: in one transaction at the end
+of the loop iteration; Redis: through the stream) and reports it committed; the
+core answers with a ``Broadcast``; the :mod:`.fanout` queues the same bytes for
+every connection and writes each connection's share once.
 
-Everything that touches shared state runs synchronously on the event loop, so
-the order in which things happen is the order clients see them. The parts:
-:mod:`.handshake` (who may connect), :mod:`.frames` (what each frame does),
-:mod:`.housekeeping` (keepalive and idle timers), :mod:`.hub` (fan-out),
-:mod:`.presence`, :mod:`.store`, :mod:`.limits`, :mod:`.metrics`.
+Everything runs on the event loop, synchronously between two awaits, so the
+order in which the core decides is the order clients see. :meth:`run` carries
+out the core's effects in order; a backend that answers at once (SQLite) is
+answered inside that loop, one that answers later (Redis) calls back into it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
+import time
+from collections import Counter, deque
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
 
-from workspace_tui.protocol import (
-    CLOSE_GOING_AWAY,
-    CLOSE_SLOW_CONSUMER,
-    ERR_UNAVAILABLE,
-    WS_PATH,
-    ChatMessage,
-    error_frame,
-    history_frame,
-    iso_timestamp,
-    presence_frame,
+from workspace_tui.backends.base import Backend
+from workspace_tui.core.chat import ChatCore
+from workspace_tui.core.effects import (
+    Abort,
+    Attach,
+    Broadcast,
+    Close,
+    Deliver,
+    Ping,
+    Read,
+    Relay,
+    Release,
+    Store,
+    WhenDrained,
 )
+from workspace_tui.core.history import HistoryQuery, HistoryResult
+from workspace_tui.core.outcomes import Outcome
+from workspace_tui.core.state import Conn, Draft, Refusal, Session
+from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, WS_PATH, ChatMessage
 
 from .config import ServerConfig
-from .frames import FramesMixin
-from .handshake import DONE_REQUEST, DONE_RESPONSE, HandshakeMixin, Session, ChatConnection
-from .housekeeping import HousekeepingMixin
-from .hub import LocalHub, Peer, encode
-from .limits import Limiter
-from .metrics import Metrics
-from .presence import Presence, UserState
-from .store import Store
+from .connection import LOW_WATER, Connection
+from .fanout import Fanout
+from .metrics import render_metrics
 
 log = logging.getLogger("workspace.server")
 
-RESUME_CHUNK = 500  # messages per resume frame, at most
-RESUME_BYTES = 512 * 1024  # and roughly this many bytes (a single bigger message goes alone)
+# History reads (each up to a ~512 KiB frame) done per loop iteration, across all
+# connections: the rest wait for the next iteration, so pings and chat are never stuck
+# behind ten clients joining with, or paging through, big messages.
+READS_PER_TURN = 2
 
 
-def _split_by_size(messages: list[ChatMessage]) -> list[list[ChatMessage]]:
-    """Cut *messages* so each resume frame stays near :data:`RESUME_BYTES` (clients cap frame sizes)."""
-    parts: list[list[ChatMessage]] = []
-    current: list[ChatMessage] = []
-    size = 0
-    for m in messages:
-        est = 2 * len(m.text.encode()) + 300  # worst-case JSON escaping plus the other fields
-        if current and size + est > RESUME_BYTES:
-            parts.append(current)
-            current, size = [], 0
-        current.append(m)
-        size += est
-    if current:
-        parts.append(current)
-    return parts
+class SystemClock:
+    """The real time, for the core."""
+
+    monotonic = staticmethod(time.monotonic)
+
+    @staticmethod
+    def wall_ms() -> int:
+        return time.time_ns() // 1_000_000
 
 
-class Server(HandshakeMixin, FramesMixin, HousekeepingMixin):
+def make_backend(config: ServerConfig) -> Backend:
+    if config.broker:
+        from workspace_tui.backends.redis import RedisBackend
+
+        return RedisBackend(config.broker, node_ttl=config.broker_node_ttl,
+                            max_bytes=config.broker_max_bytes, max_age=config.broker_max_age,
+                            rate_limit=config.rate_limit)
+    from workspace_tui.backends.sqlite import SQLiteBackend
+
+    return SQLiteBackend(config.db_path)
+
+
+class Server:
     """A running chat server. Create it with :func:`start_server`."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, backend: Backend | None = None) -> None:
         self.config = config
-        self.store = Store(config.db_path)
-        self.metrics = Metrics()
-        self.presence = Presence(config.status_memory)
-        self.hub = LocalHub(
-            compression=config.compression, send_buffer_limit=config.send_buffer_limit, on_slow=self._on_slow
+        self.backend = backend if backend is not None else make_backend(config)
+        self.core = ChatCore(config.rules, SystemClock())
+        self.fanout = Fanout(
+            raw=not config.compression, send_buffer_limit=config.send_buffer_limit,
+            on_slow=self._on_slow, on_written=self._on_written,
         )
-        self.reservations: dict[str, int] = {}
-        self.send_limiters: dict[str, Limiter] = {}
-        self.frame_limiters: dict[str, Limiter] = {}
-        self._batch: list[tuple[ChatMessage, Peer]] = []
-        self._inflight: dict[tuple[str, str], ChatMessage] = {}
-        self._dup_waiters: list[tuple[Peer, ChatMessage]] = []
-        self._commit_scheduled = False
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
-        self._keepalive_task: asyncio.Task[None] | None = None
-        self._limits_json: bytes | None = None
-        self._join_history: tuple[tuple[int, int], bytes] | None = None  # ((limit, store generation), frame)
-        self.last_message_id: str | None = self.store.last_id()  # newest committed message
-        self._ws_server: Any = None
+        self.extensions: list[Any] | None = None
+        if config.compression:
+            from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+            self.extensions = [ServerPerMessageDeflateFactory()]
+        self.handshake_rejections: Counter[int] = Counter()
+        self.started = time.monotonic()
+        self.connections: set[Connection] = set()  # every TCP connection, handshake or not
+        self._listener: asyncio.Server | None = None
+        self._running = False
+        self._reads: deque[tuple[Conn, HistoryQuery]] = deque()  # history reads waiting for their turn
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
         self._closing = False
         self._closed = asyncio.Event()
         self.port = config.port
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    # -- lifecycle -----------------------------------------------------------
+    # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
         cfg = self.config
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
+        await self.backend.start(self)
+        self.core.last_message_id = self.backend.last_message_id
         ctx = None
         if cfg.certfile:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(cfg.certfile), str(cfg.keyfile) if cfg.keyfile else None)
-        self._ws_server = await serve(
-            self._handle,
-            cfg.host,
-            cfg.port,
-            compression="deflate" if cfg.compression else None,
-            process_request=self._process_request,
-            process_response=self._process_response,
-            open_timeout=cfg.handshake_timeout or None,
-            ping_interval=None,  # see _keepalive
-            ping_timeout=None,
-            close_timeout=cfg.close_timeout,
-            max_size=cfg.max_payload,
-            create_connection=ChatConnection,
-            logger=logging.getLogger("workspace.server.websockets"),
-            ssl=ctx,
-            backlog=cfg.backlog,  # asyncio's default (100) drops SYNs when hundreds connect at once
-        )
-        sock = self._ws_server.sockets[0]
+        try:
+            self._listener = await loop.create_server(
+                lambda: Connection(self), cfg.host or None, cfg.port, ssl=ctx,
+                backlog=cfg.backlog,  # asyncio's default (100) drops SYNs when hundreds connect at once
+            )
+        except BaseException:
+            await self.backend.close()
+            raise
+        sock = self._listener.sockets[0]
         self.port = sock.getsockname()[1]
         host = cfg.host or "0.0.0.0"
         if ":" in host:
             host = f"[{host}]"
         self.url = f"{'wss' if ctx else 'ws'}://{host}:{self.port}{WS_PATH}"
-        self._sweeper = asyncio.create_task(self._sweep())
-        if cfg.ping_interval:
-            self._keepalive_task = asyncio.create_task(self._keepalive())
-        log.debug("listening on %s (store: %s)", self.url, self.store.path)  # `serve` prints the line itself
+        self._arm_timer()
+        log.debug("listening on %s (store: %s)", self.url, self.backend.label)  # `serve` prints the line
 
     async def close(self) -> None:
-        """Close every connection with 1001, flush the store and stop."""
+        """Store what was accepted, close every connection with 1001, close the backend."""
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
         try:
-            self._commit()  # anything accepted is stored and delivered before the goodbye
-            self.hub.flush()
-            for t in (self._sweeper, self._keepalive_task):
-                if t is not None:
-                    t.cancel()
-            self._ws_server.close(code=CLOSE_GOING_AWAY, reason="server shutting down")
-            try:
-                await asyncio.wait_for(self._ws_server.wait_closed(), self.config.close_timeout + 2)
-            except TimeoutError:
-                for conn in list(self._ws_server.all_connections):
-                    conn.transport.abort()
-                try:
-                    await asyncio.wait_for(self._ws_server.wait_closed(), 2)
-                except TimeoutError:
-                    log.warning("some connections did not close")
-            for task in list(self._tasks):
-                task.cancel()
-            for u in self.presence.users.values():
-                if u.typing_timer:
-                    u.typing_timer.cancel()
-            self._commit()
-            self.store.close()
+            core = self.core
+            core.shutdown()
+            if self._listener is not None:
+                self._listener.close()
+            # Sends already taken are stored and delivered before the goodbye.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 2.0
+            while core.pending and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+            self.fanout.flush()
+            core.close_all()
+            self.run()
+            for c in list(self.connections):
+                if c.conn is None:
+                    c.abort()  # still in its handshake
+            deadline = loop.time() + self.config.close_timeout + 1
+            while self.connections and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            for c in list(self.connections):
+                c.abort()
+            if self._timer is not None:
+                self._timer.cancel()
+            await self.backend.close()
             log.info("server closed")
         finally:
             self._closed.set()
 
-    # -- connection ----------------------------------------------------------
+    # -- carrying out the core's decisions -----------------------------------------
 
-    def _connected_parts(self, u: UserState) -> list[bytes]:
-        """``connected`` as parts to write back to back: the roster (up to ~100 bytes per online
-        user) is shared, not copied into every frame."""
-        head = encode(
-            {
-                "type": "connected",
-                "userId": u.user_id,
-                "username": u.username,
-                "timestamp": iso_timestamp(),
-                "connectedUsers": self.presence.connected_users,
-            }
-        )
-        if self._limits_json is None:
-            self._limits_json = b'],"limits":' + encode(self.config.limits.to_wire())
-        last = self.last_message_id
-        tail = b',"lastMessageId":' + (b'"' + last.encode() + b'"' if last else b"null") + b"}"
-        return [head[:-1] + b',"users":[', *self.presence.roster_parts(), self._limits_json + tail]
-
-    def _send_history(self, peer: Peer, session: Session) -> None:
-        store, hub = self.store, self.hub
-        if session.since is not None:
-            since = session.since
-            oldest = store.oldest_id()
-            gap = oldest is not None and since < oldest
-            chunks = [part for chunk in store.after(since, RESUME_CHUNK) for part in _split_by_size(chunk)]
-            if not chunks:
-                hub.send(peer, history_frame([], reason="resume", has_more=False, gap=gap, since=since))
-            for i, chunk in enumerate(chunks):
-                last = i == len(chunks) - 1
-                hub.send(peer, history_frame(chunk, reason="resume", has_more=not last, gap=gap, since=since))
-            return
-        # Everyone who joins between two commits gets the same frame: read and encode it once.
-        key = (session.history, store.generation)
-        cached = self._join_history
-        if cached is None or cached[0] != key:
-            messages, has_more = store.latest(session.history)
-            cached = self._join_history = (key, encode(history_frame(messages, reason="join", has_more=has_more)))
-        hub.send_encoded(peer, cached[1])
-
-    async def _handle(self, ws: ChatConnection) -> None:
-        session = ws.session
-        if session is None or session.released or self._closing:
-            return
-        if ws.request is not None:
-            # websockets' parser generator keeps the Request alive for the whole connection:
-            # drop its headers (~1.5 KiB) as well as our references.
-            ws.request.headers.clear()
-        ws.request, ws.response = DONE_REQUEST, DONE_RESPONSE
-        loop = self.loop or asyncio.get_running_loop()
-        u = self.presence.user(session.username)
-        peer = Peer(ws, u, session.quiet, session)
-        peer.last_seen = loop.time()
-        was_visible = u.visible
-        if session.quiet:
-            u.quiet += 1
-        else:
-            u.peers.append(peer)
-            self.presence.refresh(u)
-        # connected, then history, then live frames: all before the next await, so nothing interleaves.
-        self.hub.send_parts(peer, self._connected_parts(u))
+    def run(self) -> None:
+        """Carry out the core's effects, in order, until it has nothing more to say."""
+        if self._running:
+            return  # called back from inside the loop below: it picks the new effects up
+        self._running = True
+        core, fanout, backend = self.core, self.fanout, self.backend
         try:
-            self._send_history(peer, session)
-        except Exception as exc:
-            log.error("could not read history for %s: %s", u.username, exc)
-            self.hub.send(peer, error_frame(ERR_UNAVAILABLE, "history is unavailable right now", frame_type="history"))
-        # A big resume must not count as a slow reader before it had a chance to drain.
-        peer.allowance = sum(map(len, peer.pending))
-        self.hub.attach(peer)
-        self.metrics.connections_total += 1
-        if u.visible and not was_visible:
-            self.hub.publish(
-                presence_frame(u.user_id, u.username, u.status, len(u.peers)), exclude_user=u.user_id, lazy=True
-            )
-        elif was_visible and not session.quiet:
-            # Another connection of a visible user: same status, new count (rosters show xN live).
-            self.hub.publish(
-                presence_frame(u.user_id, u.username, u.status, len(u.peers)), exclude_peer=peer, lazy=True
-            )
+            while core.out:
+                for e in core.take():
+                    kind = type(e)
+                    if kind is Broadcast:
+                        x = e.exclude_conn
+                        fanout.publish(e.payload, e.exclude_user, x.link if x is not None else None, e.lazy)
+                    elif kind is Deliver:
+                        fanout.send(e.conn.link, e.payload)
+                    elif kind is Store:
+                        backend.append(e.draft)
+                    elif kind is Read:
+                        self._read(e.conn, e.query)
+                    elif kind is Attach:
+                        fanout.attach(e.conn.link, e.held)
+                    elif kind is Release:
+                        fanout.release(e.conn.link)
+                    elif kind is WhenDrained:
+                        self._when_drained(e.conn.link)
+                    elif kind is Relay:
+                        backend.relay(e.event)
+                    elif kind is Close:
+                        self._close(e.conn, e.code, e.reason)
+                    elif kind is Abort:
+                        log.info("dropping %s: keepalive ping timeout", e.conn.user.username)
+                        e.conn.link.abort()
+                    elif kind is Ping:
+                        e.conn.link.ping()
+        finally:
+            self._running = False
+        if core.next_wake() < self._timer_at:
+            self._arm_timer()
+
+    def _read(self, conn: Conn, query: HistoryQuery) -> None:
+        if not self._reads:
+            asyncio.get_running_loop().call_soon(self._serve_reads)
+        self._reads.append((conn, query))
+
+    def _serve_reads(self) -> None:
+        reads = self._reads
+        for _ in range(min(READS_PER_TURN, len(reads))):
+            conn, query = reads.popleft()
+            if conn.closing:
+                self.core.history_read(conn, query, HistoryResult([], False))  # lets go of it
+                continue
+
+            def done(result: HistoryResult | Exception, conn: Conn = conn, query: HistoryQuery = query) -> None:
+                self.core.history_read(conn, query, result)
+                self.run()
+
+            self.backend.read(query, done)
+        if reads:
+            asyncio.get_running_loop().call_soon(self._serve_reads)
+
+    def _when_drained(self, peer: Connection) -> None:
+        peer.wait_drain = True
+        if not peer.pending and not peer.lost and peer.transport.get_write_buffer_size() <= LOW_WATER:
+            self._on_written(peer)
+
+    def _on_written(self, peer: Connection) -> None:
+        """A write to *peer* that waits for a drain: go on at once if the buffer is already low
+        (on the next iteration, so others get their turn), else when it drains."""
+        if peer.transport.get_write_buffer_size() <= LOW_WATER:
+            peer.wait_drain = False
+            self.on_drained(peer)
+
+    def on_drained(self, peer: Connection) -> None:
+        if peer.conn is not None and not peer.lost:
+            self.core.drained(peer.conn)
+            self.run()
+
+    def _close(self, conn: Conn, code: int, reason: str) -> None:
+        peer = conn.link
+        log.info("closing %s: %d %s", conn.user.username, code, reason)
+        if code != CLOSE_SLOW_CONSUMER:
+            self.fanout.flush()  # what is already queued goes first
+        peer.close(code, reason)
+
+    def _on_slow(self, peer: Connection) -> None:
+        if peer.conn is not None:
+            self.core.slow(peer.conn)
+            self.run()
+
+    def _arm_timer(self) -> None:
+        loop = self.loop
+        if loop is None or self._closing:
+            return
+        wake = self.core.next_wake()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = wake
+        self._timer = loop.call_at(max(loop.time(), wake - time.monotonic() + loop.time()), self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self.core.tick()
+        self.run()
+        self._arm_timer()
+
+    # -- what connections report ---------------------------------------------------
+
+    def on_request(self, peer: Connection, request: Request) -> None:
+        """The HTTP request of a new connection: a WebSocket handshake or an endpoint."""
+        self.connections.add(peer)
+        parts = urlsplit(request.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        path = parts.path
+        auth = request.headers.get("Authorization")
+        if path != WS_PATH:
+            if path in ("/healthz", "/metrics"):
+                if not self.core.authorized(query, auth):
+                    self._refuse(peer, request, Refusal(401, "unauthorized: this server needs a token"))
+                else:
+                    self._endpoint(peer, path)
+            else:
+                self._refuse(peer, request, Refusal(404, f"not found: the chat is at {WS_PATH}?username=NAME"))
+            return
+        decision = self.core.admit(query, auth)
+        if isinstance(decision, Refusal):
+            self._refuse(peer, request, decision)
+            return
+        session = decision
+        peer.session = session
+        cap = self.config.max_connections_per_user
+
+        def reserved(ok: bool) -> None:
+            if ok:
+                session.global_slot = cap > 0
+            if peer.lost or session.released:
+                self._give_back(session)
+            elif not ok:
+                self._refuse(peer, request, self.core.refuse_over_cap(session))
+            else:
+                self._accept(peer, request, session)
+
+        if cap:
+            self.backend.reserve(session.username, cap, reserved)
+        else:
+            reserved(True)
+
+    def _accept(self, peer: Connection, request: Request, session: Session) -> None:
+        response = peer.ws.accept(request)
+        if response.status_code != 101:  # not a valid WebSocket handshake
+            self._give_back(session)
+            self._count_refusal(peer, request.path, response.status_code, response.body or b"")
+            peer.respond(response)
+            return
+        peer.respond(response)
+        if peer.timer is not None:
+            peer.timer.cancel()
+            peer.timer = None
+        conn = Conn(session, peer)
+        peer.conn = conn
+        peer.session = None
+        core = self.core
+        core.open(conn)
+        peer.user_id = conn.user.user_id
+        u = conn.user
         log.info(
             "connect %s%s (%d connection(s) of this user, %d in all)",
-            u.username,
-            " (quiet)" if session.quiet else "",
-            len(u.peers) + u.quiet,
-            len(self.hub.peers),
+            u.username, " (quiet)" if conn.quiet else "", len(u.conns) + u.quiet, len(core.conns),
         )
-        recv = ws.recv
-        try:
-            while True:  # not ``async for``: its async generator frame is kept per connection
-                raw = await recv()
-                peer.last_seen = loop.time()
-                try:
-                    self._on_frame(peer, raw)
-                except Exception:  # a bug must not take the connection (or a traceback) to the client
-                    log.exception("error handling a frame from %s", u.username)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._leave(peer)
+        self.run()
 
-    def _leave(self, peer: Peer) -> None:
-        self.hub.detach(peer)
-        peer.closing = True
-        u = peer.user
-        if peer.quiet:
-            u.quiet -= 1
+    def _give_back(self, session: Session) -> None:
+        self.core.release(session)
+        if session.global_slot:
+            session.global_slot = False
+            self.backend.release(session.username)
+
+    def _refuse(self, peer: Connection, request: Request, refusal: Refusal) -> None:
+        self._count_refusal(peer, request.path, refusal.status, refusal.reason.encode())
+        peer.respond(peer.ws.reject(refusal.status, refusal.reason.rstrip("\n") + "\n"))
+
+    def _count_refusal(self, peer: Connection, path: str, status: int, body: bytes) -> None:
+        self.handshake_rejections[status] += 1
+        addr = peer.transport.get_extra_info("peername")
+        log.info("refused %s %s: %d %s", addr[0] if addr else "?", urlsplit(path).path, status,
+                 body.decode(errors="replace").strip()[:200])
+
+    def _endpoint(self, peer: Connection, path: str) -> None:
+        if path == "/healthz":
+            body = json.dumps(self.health())
+            ctype = "application/json"
         else:
-            was_visible = u.visible
-            if peer in u.peers:
-                u.peers.remove(peer)
-            self.presence.refresh(u)
-            if not u.peers and u.typing:
-                self._clear_typing(u)
-            if was_visible and not u.visible and not self._closing:
-                self.hub.publish(
-                    presence_frame(u.user_id, u.username, "offline", 0), exclude_user=u.user_id, lazy=True
-                )
-            elif was_visible and u.visible and not self._closing:  # one of several closed: new count
-                self.hub.publish(presence_frame(u.user_id, u.username, u.status, len(u.peers)), lazy=True)
-        self.presence.forget_if_unused(u)
-        if peer.session is not None:
-            peer.session.release()
-        ws = peer.ws
-        log.info("disconnect %s (code %s)", u.username, ws.close_code if ws.close_code is not None else "none")
+            body = render_metrics(
+                self.core.counters, handshake_rejections=self.handshake_rejections,
+                connections=len(self.core.conns), users=self.core.presence.connected_users,
+                deliveries=self.fanout.deliveries, uptime=time.monotonic() - self.started,
+                stored=self.backend.count() if not self.config.broker else None,
+            )
+            ctype = "text/plain; version=0.0.4; charset=utf-8"
+        response = peer.ws.reject(200, body)
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = ctype
+        peer.respond(response)
 
-    def _close(self, peer: Peer, code: int, reason: str, *, flush: bool = True) -> None:
-        """Close *peer* with *code*, after what is already queued for it."""
-        if flush:
-            self.hub.flush()
-        peer.closing = True
-        self.metrics.closes[code] += 1
-        log.info("closing %s: %d %s", peer.user.username, code, reason)
-        task = asyncio.get_running_loop().create_task(self._closer(peer, code, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def health(self) -> dict[str, Any]:
+        core = self.core
+        out: dict[str, Any] = {
+            "status": "closing" if self._closing else "ok",
+            "users": sum(1 for u in core.presence.users.values() if u.visible_here),
+            "connections": len(core.conns),
+            "uptime": round(time.monotonic() - self.started, 3),
+        }
+        extra = self.backend.health()
+        if extra.get("status") == "degraded" and out["status"] == "ok":
+            out["status"] = "degraded"
+        extra.pop("status", None)
+        out.update(extra)
+        return out
 
-    async def _closer(self, peer: Peer, code: int, reason: str) -> None:
-        ws = peer.ws
-        try:
-            await asyncio.wait_for(ws.close(code, reason), self.config.close_timeout + 1)
-        except BaseException:
-            pass
-        finally:
-            if not ws.transport.is_closing():
-                ws.transport.abort()
+    def on_message(self, peer: Connection, data: str | bytes) -> None:
+        self.core.receive(peer.conn, data)  # type: ignore[arg-type]
+        self.run()
 
-    def _on_slow(self, peer: Peer) -> None:
-        self._close(
-            peer,
-            CLOSE_SLOW_CONSUMER,
-            f"slow consumer: more than {self.config.send_buffer_limit} bytes waiting to be read",
-            flush=False,
-        )
+    def on_ping(self, peer: Connection) -> None:
+        if peer.conn is not None:
+            self.core.heard(peer.conn)
+
+    def on_pong(self, peer: Connection) -> None:
+        if peer.conn is not None:
+            self.core.pong(peer.conn)
+
+    def on_lost(self, peer: Connection) -> None:
+        self.connections.discard(peer)
+        self.fanout.detach(peer)
+        conn = peer.conn
+        if conn is not None:
+            u = conn.user
+            self.core.gone(conn)
+            if conn.session.global_slot:
+                conn.session.global_slot = False
+                self.backend.release(u.username)
+            log.info("disconnect %s (code %s)", u.username, peer.ws.close_code)
+            self.run()
+        elif peer.session is not None:
+            self._give_back(peer.session)
+
+    # -- what the backend reports (BackendEvents) ----------------------------------
+
+    def committed(self, messages: list[ChatMessage], drafts: list[Draft | None]) -> None:
+        self.core.committed(messages, drafts)
+        self.run()
+        self.fanout.flush()  # stored: deliver now rather than one loop iteration later
+
+    def stored(self, draft: Draft, outcome: Outcome) -> None:
+        self.core.stored(draft, outcome)
+        self.run()
+
+    def available(self, up: bool) -> None:
+        self.core.store_available(up)
+
+    def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
+                        exclude_user: bool) -> None:
+        self.core.remote_presence(node, username, user_id, status, count, exclude_user)
+        self.run()
+
+    def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
+        self.core.remote_typing(username, user_id, is_typing)
+        self.run()
+
+    def node_users(self, node: str, users: dict[str, tuple[str, str, int]]) -> None:
+        self.core.node_users(node, users)
+        self.run()
+
+    def node_gone(self, node: str) -> None:
+        self.core.node_gone(node)
+        self.run()
+        self.fanout.flush()
+
+    def local_users(self) -> dict[str, tuple[str, str, int]]:
+        return self.core.local_users()
+
 
 async def start_server(config: ServerConfig) -> Server:
-    """Start a server for *config*; ``server.url`` is where clients connect.
-
-    With ``config.broker`` set the node serves a workspace shared through Redis
-    (:class:`~workspace_tui.server.cluster.ClusterServer`) instead of its own SQLite store."""
-    if config.broker:
-        from .cluster import ClusterServer
-
-        server: Server = ClusterServer(config)
-    else:
-        server = Server(config)
-    try:
-        await server.start()
-    except BaseException:
-        server.store.close()
-        raise
+    """Start a server for *config*; ``server.url`` is where clients connect. With
+    ``config.broker`` the node serves a workspace shared through Redis instead of its own
+    SQLite store: the same server on another backend."""
+    server = Server(config)
+    await server.start()
     return server

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from workspace_tui.core.rules import Rules
 from workspace_tui.protocol import MAX_PAYLOAD_BYTES, Limits
 
 
@@ -39,23 +40,34 @@ class ServerConfig:
     close_timeout: float = 5.0
     backlog: int = 2048  # listen queue; the kernel caps it at net.core.somaxconn
     status_memory: float = 300.0  # a chosen status survives a reconnect within this many seconds
-    broker: str | None = None  # redis://HOST:PORT/DB: several nodes serve one workspace (see cluster.py)
+    broker: str | None = None  # redis://HOST:PORT/DB: several nodes serve one workspace (backends/redis.py)
     broker_node_ttl: float = 10.0  # a node whose heartbeat is this old is dead: its users go offline
-    broker_stream_maxlen: int = 1_000_000  # messages kept in the Redis stream (approximate trim)
+    broker_max_bytes: int = 512 * 1024 * 1024  # message text kept in the Redis stream, oldest trimmed first
+    broker_max_age: float = 30 * 24 * 3600.0  # ... and messages older than this are trimmed (0 = keep)
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **overrides)
 
     @property
     def limits(self) -> Limits:
-        return Limits(
-            max_payload_bytes=self.max_payload,
-            messages_per_minute=self.rate_limit,
-            max_connections_per_user=self.max_connections_per_user,
-            idle_timeout_seconds=self.idle_timeout,
-        )
+        return self.rules.limits
 
     @property
-    def flood_threshold(self) -> int:
-        """Rejected sends within a minute after which the connection is closed with 1008."""
-        return max(10, self.rate_limit // 2)
+    def rules(self) -> Rules:
+        """What the chat core enforces."""
+        return Rules(
+            rate_limit=self.rate_limit,
+            max_connections_per_user=self.max_connections_per_user,
+            idle_timeout=self.idle_timeout,
+            history=self.history,
+            token=self.token,
+            max_payload=self.max_payload,
+            typing_timeout=self.typing_timeout,
+            frame_rate=self.frame_rate,
+            frame_burst=self.frame_burst,
+            frame_flood=self.frame_flood,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            status_memory=self.status_memory,
+            send_buffer_limit=self.send_buffer_limit,
+        )

@@ -1,8 +1,10 @@
-"""Per-user rate limits: token buckets with a sticky back-off and flood detection."""
+"""Per-user rate limits: token buckets with a sticky back-off and flood detection.
+
+Pure: every call is given the time (seconds on a monotonic clock).
+"""
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 
@@ -27,8 +29,8 @@ class TokenBucket:
     def take(self, now: float) -> float:
         """Take one token: 0.0 when granted, else the seconds until one is available."""
         self._refill(now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - 1e-9:  # a client that waited exactly the announced time gets its token
+            self.tokens = max(0.0, self.tokens - 1.0)
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
@@ -55,9 +57,8 @@ class Limiter:
         self.flood = flood
         self.window = window
 
-    def check(self, now: float | None = None) -> int:
+    def check(self, now: float) -> int:
         """0 when the frame may pass, else the milliseconds the client must wait (always >= 1)."""
-        now = time.monotonic() if now is None else now
         if now < self.blocked_until:
             wait = self.blocked_until - now
         else:
@@ -68,8 +69,11 @@ class Limiter:
         self.refusals.append(now)
         return max(1, int(wait * 1000 + 0.999))
 
-    def flooding(self, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
+    def refused(self, now: float) -> None:
+        """Count a refusal decided elsewhere (a global limit kept by the backend)."""
+        self.refusals.append(now)
+
+    def flooding(self, now: float) -> bool:
         cutoff = now - self.window
         refusals = self.refusals
         while refusals and refusals[0] < cutoff:

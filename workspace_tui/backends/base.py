@@ -1,0 +1,95 @@
+"""The one interface every backend implements, and what a backend reports back.
+
+Calls never block the event loop for long and never raise into the caller:
+what completes later (a Redis round trip) is reported through
+:class:`BackendEvents`, exactly as what completes at once (SQLite) is.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from workspace_tui.core.history import HistoryQuery, HistoryResult
+from workspace_tui.core.outcomes import Outcome
+from workspace_tui.core.state import Draft
+from workspace_tui.protocol import ChatMessage
+
+
+class BackendEvents(Protocol):
+    """What a backend tells the server (which hands it to the core)."""
+
+    def committed(self, messages: list[ChatMessage], drafts: list[Draft | None]) -> None:
+        """New messages, in the workspace's order; ``drafts[i]`` is this node's draft of
+        ``messages[i]``, ``None`` for another node's."""
+
+    def stored(self, draft: Draft, outcome: Outcome) -> None:
+        """*draft* was not stored as a new message (a resend, a global limit, a failure)."""
+
+    def available(self, up: bool) -> None:
+        """The backend can (``True``) or cannot take messages from now on."""
+
+    def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
+                        exclude_user: bool) -> None:
+        """Another node reports a user's connections there."""
+
+    def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
+        """Another node's user started or stopped typing."""
+
+    def node_users(self, node: str, users: dict[str, tuple[str, str, int]]) -> None:
+        """Everything another node has: ``username -> (user_id, status, connections)``."""
+
+    def node_gone(self, node: str) -> None:
+        """Another node stopped or died."""
+
+    def local_users(self) -> dict[str, tuple[str, str, int]]:
+        """This node's users, to announce to the others."""
+
+
+class Backend(ABC):
+    """Messages, history, exactly-once keys, the workspace-wide caps and the link to other nodes."""
+
+    #: where the messages are, for the start-up line and logs (no secrets)
+    label: str = ""
+
+    @abstractmethod
+    async def start(self, events: BackendEvents) -> None:
+        """Open the store (connect); raises ``OSError`` with a readable message if it cannot."""
+
+    @property
+    @abstractmethod
+    def last_message_id(self) -> str | None:
+        """The newest message stored when :meth:`start` returned."""
+
+    @abstractmethod
+    def append(self, draft: Draft) -> None:
+        """Store *draft* (batched with the others of this loop iteration), after every earlier
+        one; the answer is :meth:`BackendEvents.committed` or :meth:`BackendEvents.stored`."""
+
+    @abstractmethod
+    def read(self, query: HistoryQuery, done: Callable[[HistoryResult | Exception], None]) -> None:
+        """Read history; *done* is called with the result (maybe before this returns)."""
+
+    def reserve(self, username: str, cap: int, done: Callable[[bool], None]) -> None:
+        """Take one slot of *username*'s workspace-wide connection cap; ``done(False)`` when full.
+        A single node's cap is the core's own, so the default grants at once."""
+        done(True)
+
+    def release(self, username: str) -> None:
+        """Give back a slot :meth:`reserve` granted."""
+
+    def relay(self, event: dict[str, Any]) -> None:
+        """Tell the other nodes about a local user's presence or typing (nothing with one node)."""
+
+    def health(self) -> dict[str, Any]:
+        """Extra fields for ``/healthz`` (and ``"status": "degraded"`` when the backend is down)."""
+        return {}
+
+    def count(self) -> int | None:
+        """How many messages are stored, where that is cheap to know."""
+        return None
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish what was appended (as far as possible), then disconnect."""

@@ -1,0 +1,376 @@
+"""The Redis side of a multi-node workspace: key names, Lua scripts and stream decoding.
+
+Everything that must be atomic across nodes is one Lua script (Redis runs a
+script with nothing interleaved):
+
+* :data:`SEND_LUA` -- exactly-once (``SET`` of the ``(username, clientMsgId)``
+  key), the global per-user token bucket (sticky, on Redis' clock), the
+  ``XADD`` itself and trimming by bytes. Redis assigns the stream id
+  ``ms-seq``, so the global order of messages is the stream order;
+  :func:`message_from_entry` maps it 1:1 onto our message ids
+  (:func:`~workspace_tui.protocol.make_message_id`). Each entry carries the
+  origin tag ``o`` of the node and draft it came from, so the node that sent it
+  recognises its own message when its reader sees it.
+* Trimming: :data:`BYTES` holds the size of everything in the stream
+  (:data:`ENTRY_OVERHEAD` plus the UTF-8 bytes of each text). When a send
+  takes it past the limit, the same script reads the oldest entries, removes
+  them with an exact ``XTRIM MINID`` and subtracts their sizes (a bounded
+  amount per call, so the cost is spread over the sends). :data:`TRIM_LUA`
+  does the same for age, from each node's heartbeat. The newest entry is never
+  trimmed.
+* :data:`READ_LUA` -- history reads that stop at a byte budget inside Redis:
+  it walks ``XREVRANGE``/``XRANGE`` a few entries at a time, so a read never
+  ships much more than one frame's worth, however big the messages are.
+* :data:`RESERVE_LUA` / :data:`RELEASE_LUA` -- the global per-user connection
+  cap: per-node counts in one hash per user; counts of nodes whose heartbeat
+  key has expired are dropped, so a dead node cannot hold slots.
+
+Pure module: no sockets. :mod:`.redis` does the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
+
+PREFIX = "workspace:"
+MESSAGES = PREFIX + "messages"  # stream: u=userId n=username t=text c=clientMsgId ('' = none) o=origin tag
+BYTES = PREFIX + "messages:bytes"  # what MESSAGES holds, in bytes (sizes as entry_size)
+EVENTS = PREFIX + "events"  # stream: presence and typing between nodes (j=JSON)
+NODES = PREFIX + "nodes"  # set of node ids that announced themselves
+EVENTS_MAXLEN = 10_000
+DEDUPE_TTL = 7 * 24 * 3600  # a clientMsgId is remembered this long (seconds)
+ENTRY_OVERHEAD = 64  # bytes counted per stream entry on top of its text (ids, user, fields)
+READ_STEP = 8  # entries a history read takes from the stream at a time
+TRIM_MAX_ENTRIES = 128  # entries one send (or one trim call) removes at most
+TRIM_MAX_BYTES = 8 * 1024 * 1024  # ... and bytes: a send is at most 1 MiB, so trimming outpaces it
+TRIM_TARGET = 0.95  # once over the limit, trim down to this share of it (fewer, larger trims)
+ALIVE_PREFIX = PREFIX + "node:"
+ALIVE_SUFFIX = ":alive"
+
+
+def alive_key(node: str) -> str:
+    return f"{ALIVE_PREFIX}{node}{ALIVE_SUFFIX}"
+
+
+def node_users_key(node: str) -> str:
+    """Hash username -> JSON state of that user's connections on *node*."""
+    return f"{PREFIX}node:{node}:users"
+
+
+def conns_key(username: str) -> str:
+    return f"{PREFIX}conns:{username}"
+
+
+def dedupe_key(username: str, client_msg_id: str) -> str:
+    return f"{PREFIX}cmid:{username}:{client_msg_id}"
+
+
+def rate_key(username: str) -> str:
+    return f"{PREFIX}rate:{username}"
+
+
+def entry_size(text: str) -> int:
+    """What one message counts against the stream's byte limit (as the scripts count it)."""
+    return len(text.encode()) + ENTRY_OVERHEAD
+
+
+# A Lua helper shared by the scripts: the size of an entry from its flat field list.
+_SIZE_LUA = """
+local function entry_size(f, overhead)
+  for i = 1, #f, 2 do
+    if f[i] == 't' then return #f[i + 1] + overhead end
+  end
+  return overhead
+end
+"""
+
+# Remove the oldest entries of KEYS[1] while the total in KEYS[2] is over `target` (when
+# `max_bytes` > 0 and the total passed it) or they are older than `cutoff` (ms; 0 = no age
+# limit); never the newest entry; at most TRIM_MAX_ENTRIES / TRIM_MAX_BYTES per call.
+# Exact: the sizes read are the sizes removed (XTRIM MINID to just past the last one).
+_TRIM_LUA = _SIZE_LUA + f"""
+local function trim(stream, bytes_key, max_bytes, cutoff, overhead)
+  local total = tonumber(redis.call('GET', bytes_key) or '0')
+  local over = max_bytes > 0 and total > max_bytes
+  if not over and cutoff <= 0 then return 0 end
+  local target = max_bytes * {TRIM_TARGET}
+  local cap = redis.call('XLEN', stream) - 1
+  if cap > {TRIM_MAX_ENTRIES} then cap = {TRIM_MAX_ENTRIES} end
+  local removed, n, last = 0, 0, nil
+  local cur = '-'
+  local stop = false
+  local step = 1  -- growing batches: the first entry is often the only one to go
+  while not stop and n < cap and removed < {TRIM_MAX_BYTES} do
+    local want = cap - n
+    if want > step then want = step end
+    if step < {READ_STEP} then step = step * 2 end
+    local batch = redis.call('XRANGE', stream, cur, '+', 'COUNT', want)
+    for i = 1, #batch do
+      local e = batch[i]
+      local trim_bytes = over and total - removed > target
+      local trim_age = cutoff > 0 and tonumber(string.match(e[1], '^(%d+)')) < cutoff
+      if not (trim_bytes or trim_age) or n >= cap or removed >= {TRIM_MAX_BYTES} then
+        stop = true
+        break
+      end
+      removed = removed + entry_size(e[2], overhead)
+      n = n + 1
+      last = e[1]
+    end
+    if #batch < want then break end
+    cur = '(' .. batch[#batch][1]
+  end
+  if last then
+    local ms, seq = string.match(last, '^(%d+)%-(%d+)$')
+    redis.call('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+    redis.call('DECRBY', bytes_key, removed)
+  end
+  return n
+end
+"""
+
+SEND_LUA = _TRIM_LUA + """
+-- KEYS: stream, dedupe key, rate key, bytes key
+-- ARGV: userId, username, text, clientMsgId ('' = none), capacity (0 = no limit),
+--       tokens per ms, dedupe ttl (s), origin tag, max bytes (0 = no limit), entry overhead
+local cmid = ARGV[4]
+if cmid ~= '' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then
+    local e = redis.call('XRANGE', KEYS[1], prev, prev)
+    if #e > 0 then return {'dup', prev, e[1][2]} end
+    return {'dup', prev, {}}
+  end
+end
+local cap = tonumber(ARGV[5])
+if cap > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local rate = tonumber(ARGV[6])
+  local h = redis.call('HMGET', KEYS[3], 'tokens', 'stamp', 'blocked')
+  local tokens = tonumber(h[1]) or cap
+  local stamp = tonumber(h[2]) or now
+  local blocked = tonumber(h[3]) or 0
+  if now < blocked then return {'rate', blocked - now} end
+  if now > stamp then tokens = math.min(cap, tokens + (now - stamp) * rate) end
+  local ttl = math.ceil(cap / rate) + 1000
+  if tokens < 1 then
+    local wait = math.ceil((1 - tokens) / rate)
+    redis.call('HSET', KEYS[3], 'tokens', tostring(tokens), 'stamp', now, 'blocked', now + wait)
+    redis.call('PEXPIRE', KEYS[3], ttl)
+    return {'rate', wait}
+  end
+  redis.call('HSET', KEYS[3], 'tokens', tostring(tokens - 1), 'stamp', now, 'blocked', 0)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+local id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8])
+if cmid ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
+local overhead = tonumber(ARGV[10])
+local size = #ARGV[3] + overhead
+if redis.call('XLEN', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[4], size)  -- a new stream: the count starts here
+elseif redis.call('EXISTS', KEYS[4]) == 1 then  -- (missing: a node is counting the stream now)
+  redis.call('INCRBY', KEYS[4], size)
+  trim(KEYS[1], KEYS[4], tonumber(ARGV[9]), 0, overhead)
+end
+return {'ok', id}
+"""
+
+TRIM_LUA = _TRIM_LUA + """
+-- KEYS: stream, bytes key. ARGV: max bytes (0 = no limit), max age in ms (0 = keep), entry overhead
+-- Returns how many entries were removed (TRIM_MAX_ENTRIES: call again).
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local cutoff = 0
+local age = tonumber(ARGV[2])
+if age > 0 then
+  local t = redis.call('TIME')
+  cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - age
+end
+return trim(KEYS[1], KEYS[2], tonumber(ARGV[1]), cutoff, tonumber(ARGV[3]))
+"""
+
+SIZE_LUA = _SIZE_LUA + f"""
+-- KEYS: stream. ARGV: first bound (inclusive, or '(' exclusive), last id (inclusive), overhead
+-- The size of up to 512 entries from the first bound: {{bytes, entries, last id read}}.
+local overhead = tonumber(ARGV[3])
+local total, n, last = 0, 0, ''
+local cur = ARGV[1]
+while n < 512 do
+  local batch = redis.call('XRANGE', KEYS[1], cur, ARGV[2], 'COUNT', {READ_STEP * 4})
+  for i = 1, #batch do
+    total = total + entry_size(batch[i][2], overhead)
+    last = batch[i][1]
+  end
+  n = n + #batch
+  if #batch < {READ_STEP * 4} then break end
+  cur = '(' .. last
+end
+return {{total, n, last}}
+"""
+
+INIT_BYTES_LUA = _SIZE_LUA + """
+-- KEYS: stream, bytes key. ARGV: last id counted, bytes counted up to it, overhead
+-- Set the byte count of a stream that had none: what was counted plus what came since.
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local total = tonumber(ARGV[2])
+local overhead = tonumber(ARGV[3])
+local cur = '(' .. ARGV[1]
+if ARGV[1] == '' then cur = '-' end
+while true do
+  local batch = redis.call('XRANGE', KEYS[1], cur, '+', 'COUNT', 64)
+  for i = 1, #batch do total = total + entry_size(batch[i][2], overhead) end
+  if #batch < 64 then break end
+  cur = '(' .. batch[#batch][1]
+end
+redis.call('SET', KEYS[2], total)
+return 1
+"""
+
+READ_LUA = _SIZE_LUA + """
+-- KEYS: stream
+-- ARGV: kind ('latest': newest first, from ARGV[2] down to ARGV[3]; 'after': oldest first,
+--       from ARGV[2] up to ARGV[3]), first bound, last bound, limit, byte budget, step, overhead
+-- Returns {has more (0/1), oldest id in the stream ('after' only, else ''), {{id, fields}, ...}}.
+local latest = ARGV[1] == 'latest'
+local cur, stop_at = ARGV[2], ARGV[3]
+local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local step, overhead = tonumber(ARGV[6]), tonumber(ARGV[7])
+local out, used, more = {}, 0, 0
+while true do
+  local want = limit - #out + 1  -- one more than fits the limit tells whether there is more
+  if want > step then want = step end
+  local batch
+  if latest then
+    batch = redis.call('XREVRANGE', KEYS[1], cur, stop_at, 'COUNT', want)
+  else
+    batch = redis.call('XRANGE', KEYS[1], cur, stop_at, 'COUNT', want)
+  end
+  local full = false
+  for i = 1, #batch do
+    local e = batch[i]
+    local size = entry_size(e[2], overhead)
+    if #out >= limit or (#out > 0 and used + size > budget) then
+      more = 1
+      full = true
+      break
+    end
+    out[#out + 1] = e
+    used = used + size
+  end
+  if full or #batch < want then break end
+  cur = '(' .. batch[#batch][1]
+end
+local oldest = ''
+if not latest then
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+  if #first > 0 then oldest = first[1][1] end
+end
+return {more, oldest, out}
+"""
+
+RESERVE_LUA = """
+-- KEYS: conns hash of the user. ARGV: node, cap, alive-key prefix, alive-key suffix
+local h = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #h, 2 do
+  local n = h[i]
+  if n == ARGV[1] or redis.call('EXISTS', ARGV[3] .. n .. ARGV[4]) == 1 then
+    total = total + tonumber(h[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], n)
+  end
+end
+if total >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1
+"""
+
+RELEASE_LUA = """
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return n
+"""
+
+# -- ids and entries ---------------------------------------------------------------
+
+
+def stream_id(message_id: str) -> str | None:
+    """The Redis stream id of one of our message ids (``msg_<ms>_<seq>`` -> ``ms-seq``)."""
+    key = message_id_key(message_id)
+    return f"{key[0]}-{key[1]}" if key else None
+
+
+def stream_key(entry_id: str) -> tuple[int, int]:
+    """A stream id as a pair that compares in stream order."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def message_id_of(entry_id: str) -> str:
+    ms, seq = stream_key(entry_id)
+    return make_message_id(ms, seq)
+
+
+def _fields(fields: dict[str, str] | list[str]) -> dict[str, str]:
+    if isinstance(fields, list):
+        return dict(zip(fields[::2], fields[1::2]))
+    return fields
+
+
+def message_from_entry(entry_id: str, fields: dict[str, str] | list[str]) -> ChatMessage:
+    """A :class:`ChatMessage` from a stream entry (fields as a dict or a flat list)."""
+    fields = _fields(fields)
+    return ChatMessage(
+        message_id_of(entry_id),
+        fields.get("u", ""),
+        fields.get("n", ""),
+        fields.get("t", ""),
+        iso_timestamp(stream_key(entry_id)[0]),
+        fields.get("c") or None,
+    )
+
+
+def origin_of(fields: dict[str, str] | list[str]) -> str | None:
+    """The origin tag of a message entry (``None`` for entries written before tags)."""
+    return _fields(fields).get("o") or None
+
+
+def latest_bounds(before: str | None, upto: str | None) -> str | None:
+    """The ``XREVRANGE`` start for messages with ``id < before`` and ``id <= upto``; ``None`` when
+    nothing can match (``before`` is the very first id)."""
+    b = stream_id(before) if before is not None else None
+    u = stream_id(upto) if upto is not None else None
+    if b is not None and (u is None or stream_key(b) <= stream_key(u)):
+        return None if b == "0-0" else "(" + b
+    return u or "+"
+
+
+def after_bound(after: str | None) -> str:
+    """The ``XRANGE`` start for messages with ``id > after``."""
+    a = stream_id(after) if after is not None else None
+    return "(" + a if a else "-"
+
+
+def node_state(raw: Any) -> tuple[str, str, int] | None:
+    """``(user_id, status, count)`` from a node's users hash value or hello entry (JSON or dict)."""
+    try:
+        st = json.loads(raw) if isinstance(raw, str) else raw
+        return str(st["user_id"]), str(st["status"]), int(st["count"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def redact(url: str) -> str:
+    """*url* without its password, for logs and the startup line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))

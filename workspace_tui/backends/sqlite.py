@@ -1,0 +1,236 @@
+"""The embedded backend: one SQLite file in WAL mode, ordered ids, durable exactly-once keys.
+
+Every call is synchronous and short and runs on the event loop thread. With
+``journal_mode=WAL`` and ``synchronous=NORMAL`` a commit is a write to the WAL
+(no fsync), which survives ``kill -9`` of the process. Drafts appended during
+one loop iteration are committed together, in one transaction, at its end.
+Reads stop once a byte estimate (:func:`~workspace_tui.core.history.estimate`)
+reaches the budget, walking rows one at a time, so no read loads much more than
+a frame's worth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
+from workspace_tui.core.outcomes import Duplicate, Failed
+from workspace_tui.core.state import Draft
+from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
+
+from .base import Backend, BackendEvents
+
+log = logging.getLogger("workspace.server.store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    client_msg_id TEXT
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_client_msg_id
+    ON messages (username, client_msg_id) WHERE client_msg_id IS NOT NULL;
+"""
+
+_COLUMNS = "id, user_id, username, text, created_at, client_msg_id"
+
+
+class IdClock:
+    """Issues message ids in strictly increasing order, even if the wall clock steps back."""
+
+    __slots__ = ("ms", "seq")
+
+    def __init__(self, last_id: str | None = None) -> None:
+        key = message_id_key(last_id) if last_id else None
+        self.ms, self.seq = key if key else (0, -1)
+
+    def next(self) -> tuple[str, int]:
+        """The next id and its millisecond timestamp."""
+        now = time.time_ns() // 1_000_000
+        if now > self.ms:
+            self.ms, self.seq = now, 0
+        else:
+            self.seq += 1
+            if self.seq > 999_999:  # a million in one ms: borrow the next one
+                self.ms, self.seq = self.ms + 1, 0
+        return make_message_id(self.ms, self.seq), self.ms
+
+
+class SQLiteBackend(Backend):
+    """History in one SQLite file (``":memory:"`` for an ephemeral one)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self.label = self.path
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self._last = self._newest_id()
+        self.clock = IdClock(self._last)
+        self._events: BackendEvents | None = None
+        self._batch: list[Draft] = []
+        self._scheduled = False
+
+    async def start(self, events: BackendEvents) -> None:
+        self._events = events
+
+    @property
+    def last_message_id(self) -> str | None:
+        return self._last
+
+    # -- writes --------------------------------------------------------------
+
+    def append(self, draft: Draft) -> None:
+        self._batch.append(draft)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.commit)
+
+    def commit(self) -> None:
+        """Store what was appended, in one transaction, and report it."""
+        self._scheduled = False
+        batch, self._batch = self._batch, []
+        if not batch or self._events is None:
+            return
+        events = self._events
+        fresh: list[Draft] = []
+        try:
+            for draft in batch:
+                original = self._by_client_msg_id(draft) if draft.client_msg_id is not None else None
+                if original is not None:
+                    events.stored(draft, Duplicate(original))
+                else:
+                    fresh.append(draft)
+            if not fresh:
+                return
+            messages = []
+            for draft in fresh:
+                mid, ms = self.clock.next()
+                messages.append(draft.message(mid, iso_timestamp(ms)))
+            self.insert(messages)
+        except Exception as exc:
+            log.error("could not store %d message(s): %s", len(fresh) or len(batch), exc)
+            for draft in fresh or batch:
+                events.stored(draft, Failed(str(exc)))
+            return
+        self._last = messages[-1].id
+        events.committed(messages, fresh)  # type: ignore[arg-type]
+
+    def insert(self, messages: list[ChatMessage]) -> None:
+        """Store already made messages in one transaction (the server's commit, and tools)."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                [(m.id, m.user_id, m.username, m.text, m.created_at, m.client_msg_id) for m in messages],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    # -- reads ---------------------------------------------------------------
+
+    def _by_client_msg_id(self, draft: Draft) -> ChatMessage | None:
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE username = ? AND client_msg_id = ?",
+            (draft.user.username, draft.client_msg_id),
+        ).fetchone()
+        return ChatMessage(*row) if row else None
+
+    def read(self, query: HistoryQuery, done: Callable[[HistoryResult | Exception], None]) -> None:
+        try:
+            result = self.read_now(query)
+        except Exception as exc:
+            log.error("history read failed: %s", exc)
+            done(exc)
+            return
+        done(result)
+
+    def read_now(self, query: HistoryQuery) -> HistoryResult:
+        """The answer to *query* (see :class:`~workspace_tui.core.history.HistoryQuery`)."""
+        where, args = [], []
+        if query.kind == "after":
+            where.append("id > ?")
+            args.append(query.after)
+        if query.before is not None:
+            where.append("id < ?")
+            args.append(query.before)
+        if query.upto is not None:
+            where.append("id <= ?")
+            args.append(query.upto)
+        forward = query.kind == "after"
+        cond = " AND ".join(where) or "1"
+        order = "ASC" if forward else "DESC"
+        cursor = self.db.execute(f"SELECT {_COLUMNS} FROM messages WHERE {cond} ORDER BY id {order}", args)
+        messages: list[ChatMessage] = []
+        used = 0
+        has_more = False
+        try:
+            # One row at a time, and no further once the budget is used: a big text is loaded
+            # only when it is sent. Whether more follow is asked of the index alone.
+            for row in cursor:
+                if len(messages) >= query.limit:
+                    has_more = True
+                    break
+                messages.append(ChatMessage(*row))
+                used += estimate(row[3])
+                if used >= query.max_bytes:
+                    edge = "id > ?" if forward else "id < ?"
+                    more = self.db.execute(f"SELECT 1 FROM messages WHERE {cond} AND {edge} LIMIT 1",
+                                           [*args, row[0]]).fetchone()
+                    has_more = more is not None
+                    break
+        finally:
+            cursor.close()
+        oldest = None
+        if forward:
+            row = self.db.execute("SELECT min(id) FROM messages").fetchone()
+            oldest = row[0] if row else None
+        else:
+            messages.reverse()
+        return HistoryResult(messages, has_more, oldest)
+
+    def _newest_id(self) -> str | None:
+        row = self.db.execute("SELECT max(id) FROM messages").fetchone()
+        return row[0] if row else None
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+    def new_message(self, username: str, text: str) -> ChatMessage:
+        """A message with the next id, not stored (for tools and tests that plant history)."""
+        from workspace_tui.protocol import user_id_for
+
+        mid, ms = self.clock.next()
+        return ChatMessage(mid, user_id_for(username), username, text, iso_timestamp(ms))
+
+    def all_after(self, since: str) -> list[ChatMessage]:
+        """Every message after *since*, oldest first (for tests and tools, not the server)."""
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM messages WHERE id > ? ORDER BY id", (since,)).fetchall()
+        return [ChatMessage(*r) for r in rows]
+
+    async def close(self) -> None:
+        self.commit()
+        self.shut()
+
+    def shut(self) -> None:
+        try:
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        self.db.close()

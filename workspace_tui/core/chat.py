@@ -1,0 +1,768 @@
+"""The chat core: every decision the server makes, with no I/O.
+
+:class:`ChatCore` is told what happened (a handshake, a frame, a closed
+connection, a stored message, a read that completed, the time passing) and
+answers by appending :mod:`effects <.effects>` to :attr:`ChatCore.out`, which
+the server carries out in order. It reads the time from the clock it is
+given, never from the system, so every timer (typing expiry, idle close,
+keepalive, status memory, rate-limit refill) can be tested instantly with a
+fake clock.
+
+Two rules shape most of this module:
+
+* **Order.** Everything others learn about a user leaves in the order the user
+  did it. A user's ``message:send`` waits for its store; their presence and
+  typing broadcasts made meanwhile wait behind it in the user's backlog
+  (:meth:`_about`), and go out once it is broadcast or refused.
+* **Budgets.** History goes out in frames of at most ~512 KiB, one at a time:
+  the next is read only once the connection has drained the previous one
+  (:class:`~.effects.WhenDrained`), so no request makes the server hold more
+  than a frame or two for anyone.
+"""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+from collections import Counter
+from typing import Any, Protocol
+
+from workspace_tui.protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_IDLE,
+    CLOSE_POLICY,
+    CLOSE_SLOW_CONSUMER,
+    ERR_NOT_ALLOWED,
+    ERR_RATE_LIMITED,
+    ERR_UNAVAILABLE,
+    MAX_JOIN_HISTORY,
+    ChatMessage,
+    FrameError,
+    Ping as PingFrame,
+    RequestHistory,
+    SendMessage,
+    SetTyping,
+    UpdatePresence,
+    error_frame,
+    iso_timestamp,
+    message_id_key,
+    message_new_frame,
+    parse_client_frame,
+    pong_frame,
+    presence_frame,
+    typing_frame,
+    validate_username,
+)
+
+from .effects import Abort, Attach, Broadcast, Close, Deliver, Effect, Ping, Read, Relay, Release, Store, WhenDrained
+from .encoding import encode
+from .history import (
+    RESUME_CHUNK,
+    HistoryQuery,
+    HistoryResult,
+    encoded_messages,
+    fit_newest,
+    fit_oldest,
+    history_payload,
+)
+from .limits import Limiter
+from .outcomes import Duplicate, Failed, Outcome, RateLimited
+from .presence import Presence, RemoteUser
+from .rules import Rules
+from .state import Conn, Draft, Refusal, Resume, Session, User
+
+MAX_QUEUED_READS = 8  # history:request frames one connection may have waiting for an answer
+PRUNE_EVERY = 30.0  # seconds between forgetting idle limiters and expired statuses
+
+
+class Clock(Protocol):
+    """Where the core reads the time: ``monotonic`` seconds for timers, wall-clock milliseconds
+    for the timestamps clients see."""
+
+    def monotonic(self) -> float: ...
+
+    def wall_ms(self) -> int: ...
+
+
+class Counters:
+    """What ``/metrics`` reports about the core's decisions."""
+
+    def __init__(self) -> None:
+        self.connections_total = 0
+        self.messages_total = 0
+        self.duplicates_total = 0
+        self.rejections: Counter[str] = Counter()  # error code -> count
+        self.closes: Counter[int] = Counter()  # close code the server chose -> count
+
+
+def _first(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
+
+
+class ChatCore:
+    """The decisions of one server node. See the module docstring."""
+
+    def __init__(self, rules: Rules, clock: Clock, last_message_id: str | None = None) -> None:
+        self.rules = rules
+        self.clock = clock
+        self.out: list[Effect] = []
+        self.presence = Presence(rules.status_memory)
+        self.conns: set[Conn] = set()  # open connections
+        self.reservations: dict[str, int] = {}  # username -> slots of the per-user cap in use
+        self.send_limiters: dict[str, Limiter] = {}
+        self.frame_limiters: dict[str, Limiter] = {}
+        self.inflight: dict[tuple[str, str], Draft] = {}  # (username, clientMsgId) -> draft
+        self.last_message_id = last_message_id  # the newest message broadcast here
+        self.counters = Counters()
+        self.closing = False
+        self.store_up = True
+        self.pending = 0  # drafts on their way to the store, all users
+        self._limits: tuple[Rules, bytes] | None = None  # the encoded limits, for these rules
+        # The last join history frame, by (how many messages, newest id): everyone who joins
+        # between two messages gets the same bytes, read and encoded once. One frame at most.
+        self._join_frame: tuple[tuple[int, str | None], bytes] | None = None
+        self._typing: list[tuple[float, str]] = []  # (deadline, username), a heap
+        now = clock.monotonic()
+        self._next_sweep = now + self._sweep_interval()
+        self._next_keepalive = now + self._keepalive_interval() if rules.ping_interval else None
+        self._next_prune = now + PRUNE_EVERY
+
+    def take(self) -> list[Effect]:
+        """The effects decided so far, in order; the caller carries them out."""
+        out, self.out = self.out, []
+        return out
+
+    # -- admission -------------------------------------------------------------
+
+    def authorized(self, query: dict[str, list[str]], authorization: str | None) -> bool:
+        """The shared token, from ``?token=`` or ``Authorization: Bearer``, when the server has one."""
+        token = self.rules.token
+        if not token:
+            return True
+        presented = _first(query, "token")
+        if presented is None and authorization and authorization[:7].lower() == "bearer ":
+            presented = authorization[7:].strip()
+        return presented is not None and hmac.compare_digest(presented.encode(), token.encode())
+
+    def admit(self, query: dict[str, list[str]], authorization: str | None) -> Session | Refusal:
+        """Decide a WebSocket handshake on ``/ws``. An admitted session holds a slot of the
+        per-user cap (taken now, synchronously, so concurrent handshakes cannot overshoot it)
+        until :meth:`release`."""
+        if not self.authorized(query, authorization):
+            return Refusal(401, "unauthorized: missing or wrong token (token=... or Authorization: Bearer ...)")
+        username = _first(query, "username")
+        reason = validate_username(username)
+        if reason:
+            return Refusal(400, f"bad request: {reason}")
+        assert username is not None
+        since = _first(query, "since")
+        if since is not None and message_id_key(since) is None:
+            return Refusal(400, "bad request: since must be a message id (msg_<13 digits>_<6 digits>)")
+        history = self.rules.history
+        raw_history = _first(query, "history")
+        if raw_history is not None:
+            if not (raw_history.isascii() and raw_history.isdigit()) or int(raw_history) > MAX_JOIN_HISTORY:
+                return Refusal(400, f"bad request: history must be an integer from 0 to {MAX_JOIN_HISTORY}")
+            history = int(raw_history)
+        presence = _first(query, "presence")
+        if presence is not None and presence != "none":
+            return Refusal(400, "bad request: presence may only be 'none' (a quiet connection)")
+        if self.closing:
+            return Refusal(503, "server is shutting down")
+        cap = self.rules.max_connections_per_user
+        if cap and self.reservations.get(username, 0) >= cap:
+            return self._over_cap(username)
+        self.reservations[username] = self.reservations.get(username, 0) + 1
+        return Session(username, presence == "none", since, history)
+
+    def _over_cap(self, username: str) -> Refusal:
+        cap = self.rules.max_connections_per_user
+        return Refusal(429, f"too many connections: {username} already has {cap} open (the limit is {cap} per user)")
+
+    def refuse_over_cap(self, session: Session) -> Refusal:
+        """The backend's workspace-wide cap said no: give the slot back and say why."""
+        self.release(session)
+        return self._over_cap(session.username)
+
+    def release(self, session: Session) -> None:
+        """The connection of *session* is gone (or never opened): its cap slot is free."""
+        if session.released:
+            return
+        session.released = True
+        n = self.reservations.get(session.username, 0) - 1
+        if n > 0:
+            self.reservations[session.username] = n
+        else:
+            self.reservations.pop(session.username, None)
+
+    # -- connections -----------------------------------------------------------
+
+    def open(self, conn: Conn) -> None:
+        """*conn* finished its handshake: ``connected``, then its history, then live frames."""
+        now = self.clock.monotonic()
+        session = conn.session
+        u = self.presence.user(session.username, now)
+        conn.user = u
+        conn.last_heard = now
+        before = self.presence.aggregate(u.username)[1]
+        if conn.quiet:
+            u.quiet += 1
+        else:
+            u.conns.append(conn)
+        status, count = self.presence.refresh(u.username, u.user_id)
+        self.conns.add(conn)
+        self.counters.connections_total += 1
+        out = self.out
+        out.append(Attach(conn))
+        out.append(Deliver(conn, self._connected_parts(u)))
+        self._start_history(conn)
+        if conn.quiet:
+            return
+        self._relay_state(u, exclude_user=not before)
+        if count and not before:
+            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count)),
+                                     exclude_user=u.user_id, lazy=True))
+        elif before and count:  # another connection of a visible user: same status, new count
+            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count)),
+                                     exclude_conn=conn, lazy=True))
+
+    def _connected_parts(self, u: User) -> list[bytes]:
+        head = encode(
+            {
+                "type": "connected",
+                "userId": u.user_id,
+                "username": u.username,
+                "timestamp": iso_timestamp(self.clock.wall_ms()),
+                "connectedUsers": self.presence.connected_users,
+            }
+        )
+        last = self.last_message_id
+        tail = b',"lastMessageId":' + (b'"' + last.encode() + b'"' if last else b"null") + b"}"
+        if self._limits is None or self._limits[0] is not self.rules:
+            self._limits = (self.rules, b'],"limits":' + encode(self.rules.limits.to_wire()))
+        return [head[:-1] + b',"users":[', *self.presence.roster_parts(), self._limits[1] + tail]
+
+    def gone(self, conn: Conn) -> None:
+        """*conn*'s TCP connection is gone, however it ended."""
+        if conn.user is None or conn not in self.conns:
+            self.release(conn.session)
+            return
+        now = self.clock.monotonic()
+        self.conns.discard(conn)
+        conn.closing = True
+        conn.reads.clear()
+        u = conn.user
+        if conn.quiet:
+            u.quiet -= 1
+        else:
+            before = self.presence.aggregate(u.username)[1]
+            if conn in u.conns:
+                u.conns.remove(conn)
+            if not u.conns and u.typing:
+                self._clear_typing(u)
+            status, count = self.presence.refresh(u.username, u.user_id)
+            self._relay_state(u, exclude_user=not count)
+            if before and not self.closing:
+                if not count:
+                    self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, "offline", 0)),
+                                             exclude_user=u.user_id, lazy=True))
+                else:  # one of several closed: the new count
+                    self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count)), lazy=True))
+        self.presence.forget_if_unused(u, now)
+        self.release(conn.session)
+
+    def heard(self, conn: Conn) -> None:
+        """The client sent something the core does not see (a WebSocket ping): it is active."""
+        conn.last_heard = self.clock.monotonic()
+
+    def pong(self, conn: Conn) -> None:
+        """The client answered our keepalive ping."""
+        conn.last_pong = self.clock.monotonic()
+
+    def slow(self, conn: Conn) -> None:
+        """More than ``send_buffer_limit`` bytes are waiting for *conn*: it cannot keep up."""
+        self._close(conn, CLOSE_SLOW_CONSUMER,
+                    f"slow consumer: more than {self.rules.send_buffer_limit} bytes waiting to be read")
+
+    def _close(self, conn: Conn, code: int, reason: str) -> None:
+        if conn.closing:
+            return
+        conn.closing = True
+        self.counters.closes[code] += 1
+        self.out.append(Close(conn, code, reason))
+
+    def shutdown(self) -> None:
+        """The server is stopping: refuse new connections and sends; what is queued still goes."""
+        self.closing = True
+
+    def close_all(self) -> None:
+        """Close every connection with 1001 (after what is queued for it)."""
+        for conn in list(self.conns):
+            if not conn.closing:
+                conn.closing = True
+                self.out.append(Close(conn, CLOSE_GOING_AWAY, "server shutting down"))
+
+    # -- frames from clients -----------------------------------------------------
+
+    def receive(self, conn: Conn, data: str | bytes) -> None:
+        """A complete text (``str``) or binary (``bytes``) message from *conn*."""
+        conn.last_heard = self.clock.monotonic()
+        if conn.closing:
+            return
+        try:
+            req = parse_client_frame(data)
+        except FrameError as exc:
+            if self._frame_allowed(conn, exc.frame_type, exc.client_msg_id):
+                self._reject(conn, exc.frame())
+            return
+        kind = type(req)
+        if kind is SendMessage:
+            self._on_send(conn, req)  # type: ignore[arg-type]
+        elif kind is SetTyping:
+            if self._frame_allowed(conn, "typing:indicator"):
+                self._on_typing(conn, req.is_typing)  # type: ignore[union-attr]
+        elif kind is UpdatePresence:
+            if self._frame_allowed(conn, "presence:update"):
+                self._on_presence(conn, req.status)  # type: ignore[union-attr]
+        elif kind is PingFrame:
+            if self._frame_allowed(conn, "ping"):
+                pong = pong_frame(req.id, iso_timestamp(self.clock.wall_ms()))  # type: ignore[union-attr]
+                self.out.append(Deliver(conn, encode(pong)))
+        elif kind is RequestHistory:
+            if self._frame_allowed(conn, "history:request"):
+                self._on_history_request(conn, req)  # type: ignore[arg-type]
+
+    def _reject(self, conn: Conn, frame: dict[str, Any]) -> None:
+        self.counters.rejections[frame["code"]] += 1
+        self.out.append(Deliver(conn, encode(frame)))
+
+    def _frame_allowed(self, conn: Conn, frame_type: str | None, client_msg_id: str | None = None) -> bool:
+        rules = self.rules
+        if not rules.frame_rate:
+            return True
+        name = conn.user.username
+        lim = self.frame_limiters.get(name)
+        if lim is None:
+            lim = self.frame_limiters[name] = Limiter(rules.frame_burst, rules.frame_rate, rules.frame_flood)
+        now = self.clock.monotonic()
+        wait = lim.check(now)
+        if not wait:
+            return True
+        self._reject(conn, error_frame(
+            ERR_RATE_LIMITED,
+            f"too many frames: at most {rules.frame_rate:g} per second (burst {rules.frame_burst})",
+            client_msg_id=client_msg_id, frame_type=frame_type, retry_after_ms=wait,
+        ))
+        if lim.flooding(now):
+            self._close(conn, CLOSE_POLICY, "flooding: too many frames")
+        return False
+
+    def _not_allowed(self, conn: Conn, frame_type: str) -> None:
+        self._reject(conn, error_frame(
+            ERR_NOT_ALLOWED, "a quiet connection (presence=none) cannot set presence or typing", frame_type=frame_type,
+        ))
+
+    # -- sends -------------------------------------------------------------------
+
+    def _on_send(self, conn: Conn, req: SendMessage) -> None:
+        rules = self.rules
+        u = conn.user
+        cmid = req.client_msg_id
+        if cmid is not None:
+            draft = self.inflight.get((u.username, cmid))
+            if draft is not None:  # a resend while the first is on its way: answered with it
+                if self._frame_allowed(conn, "message:send", cmid):
+                    self.counters.duplicates_total += 1
+                    draft.waiters.append(conn)
+                return
+        if rules.rate_limit:
+            lim = self.send_limiters.get(u.username)
+            if lim is None:
+                lim = self.send_limiters[u.username] = Limiter(
+                    rules.rate_limit, rules.rate_limit / 60.0, rules.flood_threshold
+                )
+            now = self.clock.monotonic()
+            wait = lim.check(now)
+            if wait:
+                self._refuse_rate(conn, cmid, wait)
+                return
+        if self.closing or not self.store_up:
+            why = "server is shutting down" if self.closing else "the store is unavailable; send it again later"
+            self._reject(conn, error_frame(ERR_UNAVAILABLE, why, client_msg_id=cmid, frame_type="message:send"))
+            return
+        if u.typing:
+            self._clear_typing(u)
+        draft = Draft(u, conn, req.text, cmid)
+        u.pending += 1
+        self.pending += 1
+        if u.backlog is None:
+            u.backlog = [draft]
+        else:
+            u.backlog.append(draft)
+        if cmid is not None:
+            self.inflight[(u.username, cmid)] = draft
+        self.out.append(Store(draft))
+
+    def _refuse_rate(self, conn: Conn, cmid: str | None, wait_ms: int, *others: Conn) -> None:
+        for c in (conn, *others):
+            self._reject(c, error_frame(
+                ERR_RATE_LIMITED, f"rate limit: at most {self.rules.rate_limit} messages per minute",
+                client_msg_id=cmid, frame_type="message:send", retry_after_ms=wait_ms,
+            ))
+        lim = self.send_limiters.get(conn.user.username)
+        if lim is not None and lim.flooding(self.clock.monotonic()):
+            self._close(conn, CLOSE_POLICY, "flooding: too many messages past the rate limit")
+
+    def stored(self, draft: Draft, outcome: Outcome) -> None:
+        """The backend did not store *draft* as a new message: it was a resend, over a global
+        limit, or the store failed."""
+        if draft.client_msg_id is not None:
+            self.inflight.pop((draft.user.username, draft.client_msg_id), None)
+        kind = type(outcome)
+        if kind is Duplicate:
+            self.counters.duplicates_total += 1
+            payload = encode(message_new_frame(outcome.original))  # type: ignore[union-attr]
+            for c in (draft.conn, *draft.waiters):
+                self.out.append(Deliver(c, payload))
+        elif kind is RateLimited:
+            lim = self.send_limiters.get(draft.user.username)
+            if lim is None:  # only its refusal window counts here: the bucket lives in the backend
+                lim = self.send_limiters[draft.user.username] = Limiter(1, 1, self.rules.flood_threshold)
+            lim.refused(self.clock.monotonic())
+            self._refuse_rate(draft.conn, draft.client_msg_id, outcome.retry_after_ms,  # type: ignore[union-attr]
+                              *draft.waiters)
+        else:
+            for c in (draft.conn, *draft.waiters):
+                self._reject(c, error_frame(
+                    ERR_UNAVAILABLE, "the message could not be stored; send it again",
+                    client_msg_id=draft.client_msg_id, frame_type="message:send",
+                ))
+        self._resolve(draft, None)
+
+    def committed(self, messages: list[ChatMessage], drafts: list[Draft | None]) -> None:
+        """Messages the backend stored, in the workspace's order; ``drafts[i]`` is the local draft
+        ``messages[i]`` came from (``None`` for other nodes' messages). Everyone gets them."""
+        out = self.out
+        for m, draft in zip(messages, drafts):
+            payload = encode(message_new_frame(m))
+            if draft is None:
+                out.append(Broadcast(payload))
+                continue
+            self.counters.messages_total += 1
+            if draft.client_msg_id is not None:
+                self.inflight.pop((draft.user.username, draft.client_msg_id), None)
+            self._resolve(draft, payload)
+        if messages:
+            self.last_message_id = messages[-1].id
+
+    def _resolve(self, draft: Draft, payload: bytes | None) -> None:
+        """*draft* is broadcast (``payload``) or refused (``None``): release what waited for it."""
+        if draft.done:
+            return
+        draft.done = True
+        draft.payload = payload
+        u = draft.user
+        u.pending -= 1
+        self.pending -= 1
+        backlog = u.backlog
+        if backlog is not None:
+            out = self.out
+            i = 0
+            for item in backlog:
+                if type(item) is Draft:
+                    if not item.done:
+                        break
+                    if item.payload is not None:
+                        out.append(Broadcast(item.payload))
+                        for c in item.waiters:
+                            out.append(Deliver(c, item.payload))
+                else:
+                    out.append(item)
+                i += 1
+            del backlog[:i]
+            if not backlog:
+                u.backlog = None
+        if not u.conns and not u.quiet:
+            self.presence.forget_if_unused(u, self.clock.monotonic())
+
+    def _about(self, u: User, effect: Effect) -> None:
+        """Send *effect*, a frame about *u*, after everything *u* did before it."""
+        if u.backlog is None:
+            self.out.append(effect)
+        else:
+            u.backlog.append(effect)
+
+    def store_available(self, up: bool) -> None:
+        """The backend can (or cannot) take messages now; sends are refused while it cannot."""
+        self.store_up = up
+
+    # -- typing and presence -------------------------------------------------------
+
+    def _on_typing(self, conn: Conn, is_typing: bool) -> None:
+        if conn.quiet:
+            self._not_allowed(conn, "typing:indicator")
+            return
+        u = conn.user
+        if not u.visible_here:
+            return  # appearing offline: typing is not shown
+        if is_typing:
+            until = self.clock.monotonic() + self.rules.typing_timeout
+            u.typing_until = until
+            heapq.heappush(self._typing, (until, u.username))
+            u.typing = True
+            self._typing_changed(u, True)
+        elif u.typing:
+            self._clear_typing(u)
+
+    def _clear_typing(self, u: User) -> None:
+        if u.typing:
+            u.typing = False
+            self._typing_changed(u, False)
+
+    def _typing_changed(self, u: User, is_typing: bool) -> None:
+        self._about(u, Broadcast(encode(typing_frame(u.user_id, u.username, is_typing)),
+                                 exclude_user=u.user_id, lazy=True))
+        self._about(u, Relay({"t": "typing", "user": u.username, "user_id": u.user_id, "typing": is_typing}))
+
+    def _on_presence(self, conn: Conn, status: str) -> None:
+        if conn.quiet:
+            self._not_allowed(conn, "presence:update")
+            return
+        u = conn.user
+        before = self.presence.aggregate(u.username)[1]
+        if status == "offline" and u.typing:
+            self._clear_typing(u)
+        u.status = status
+        status_now, count = self.presence.refresh(u.username, u.user_id)
+        self._relay_state(u, exclude_user=False)
+        if before or count:
+            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status_now, count)),
+                                     exclude_conn=conn, lazy=True))
+        else:  # hidden before and after: only the user's own other connections learn it
+            payload = encode(presence_frame(u.user_id, u.username, status, len(u.conns)))
+            for other in u.conns:
+                if other is not conn:
+                    self._about(u, Deliver(other, payload))
+
+    def _relay_state(self, u: User, *, exclude_user: bool) -> None:
+        """Tell the other nodes about *u*'s connections here (``exclude_user``: their own
+        connections there do not get the resulting presence frame)."""
+        self._about(u, Relay({
+            "t": "presence", "user": u.username, "user_id": u.user_id, "status": u.status,
+            "count": len(u.conns), "xu": exclude_user,
+        }))
+
+    # -- other nodes ---------------------------------------------------------------
+
+    def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
+                        exclude_user: bool = False) -> None:
+        """Another node reports *username*'s connections there."""
+        before = self.presence.aggregate(username)
+        users = self.presence.remote.setdefault(node, {})
+        if count > 0:
+            users[username] = RemoteUser(user_id, status, count, self.clock.monotonic())
+            u = self.presence.users.get(username)
+            if u is not None and u.conns and u.status != status:  # a status is the user's everywhere
+                u.status = status
+        else:
+            users.pop(username, None)
+        after = self.presence.refresh(username, user_id)
+        if after != before:
+            self.out.append(Broadcast(encode(presence_frame(user_id, username, after[0], after[1])),
+                                      exclude_user=user_id if exclude_user else None, lazy=True))
+
+    def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
+        """Another node's user started or stopped typing."""
+        self.out.append(Broadcast(encode(typing_frame(user_id, username, is_typing)), exclude_user=user_id, lazy=True))
+
+    def node_users(self, node: str, users: dict[str, tuple[str, str, int]]) -> None:
+        """Everything *node* has (``username -> (user_id, status, count)``), replacing what we knew."""
+        known = self.presence.remote.get(node, {})
+        for name in [n for n in known if n not in users]:
+            r = known[name]
+            self.remote_presence(node, name, r.user_id, r.status, 0)
+        for name, (user_id, status, count) in users.items():
+            self.remote_presence(node, name, user_id, status, count)
+
+    def node_gone(self, node: str) -> None:
+        """*node* stopped or died: its users leave with it (and a dead node cannot clear their typing)."""
+        users = self.presence.remote.get(node)
+        if users:
+            for name, r in list(users.items()):
+                self.remote_typing(name, r.user_id, False)
+            self.node_users(node, {})
+        self.presence.remote.pop(node, None)
+
+    def local_users(self) -> dict[str, tuple[str, str, int]]:
+        """This node's visible-capable users, for announcing them to the other nodes."""
+        return {n: (u.user_id, u.status, len(u.conns)) for n, u in self.presence.users.items() if u.conns}
+
+    # -- history -------------------------------------------------------------------
+
+    def _start_history(self, conn: Conn) -> None:
+        """Right after ``connected``: the join history, or the resume the client asked for."""
+        session = conn.session
+        upto = self.last_message_id
+        conn.reading = True
+        if session.since is not None:
+            conn.resume = Resume(session.since, upto)
+            if upto is None or upto <= session.since:  # nothing after it: answer without a read
+                self.history_read(conn, None, HistoryResult([], False, None))
+                return
+            self.out.append(Read(conn, HistoryQuery("after", RESUME_CHUNK, after=session.since, upto=upto)))
+        elif upto is None:
+            self.history_read(conn, None, HistoryResult([], False))
+        elif self._join_frame is not None and self._join_frame[0] == (session.history, upto):
+            self.out.append(Deliver(conn, self._join_frame[1]))
+            self._history_done(conn)
+        else:
+            self.out.append(Read(conn, HistoryQuery("latest", session.history, upto=upto)))
+
+    def _on_history_request(self, conn: Conn, req: RequestHistory) -> None:
+        if len(conn.reads) >= MAX_QUEUED_READS:
+            self._reject(conn, error_frame(
+                ERR_RATE_LIMITED,
+                f"too many history requests at once: at most {MAX_QUEUED_READS} wait for an answer",
+                frame_type="history:request", retry_after_ms=1000,
+            ))
+            return
+        conn.reads.append(req)
+        if not conn.reading:
+            self._next_read(conn)
+
+    def _next_read(self, conn: Conn) -> None:
+        if conn.reads and not conn.closing:
+            req = conn.reads.pop(0)
+            conn.reading = True
+            self.out.append(Read(conn, HistoryQuery("latest", req.limit, before=req.before)))
+
+    def history_read(self, conn: Conn, query: HistoryQuery | None, result: HistoryResult | Exception) -> None:
+        """A :class:`~.effects.Read` for *conn* completed (or failed with an exception)."""
+        if conn.closing:
+            conn.reading = False
+            return
+        out = self.out
+        if isinstance(result, Exception):
+            if conn.live:  # a page
+                self._reject(conn, error_frame(
+                    ERR_UNAVAILABLE, "history is unavailable right now", frame_type="history:request"))
+                conn.reading = False
+                self._next_read(conn)
+            else:
+                self._reject(conn, error_frame(ERR_UNAVAILABLE, "history is unavailable right now", frame_type="history"))
+                conn.resume = None
+                self._history_done(conn)
+            return
+        parts = encoded_messages(result.messages)
+        resume = conn.resume
+        if resume is not None:
+            if resume.gap is None:
+                resume.gap = result.oldest_id is not None and resume.since < result.oldest_id
+            n = fit_oldest(parts) if parts else 0
+            more = result.has_more or n < len(parts)
+            if n:
+                resume.cursor = result.messages[n - 1].id
+            out.append(Deliver(conn, history_payload(parts[:n], "resume", more, since=resume.since, gap=resume.gap)))
+            if more:
+                out.append(WhenDrained(conn))
+            else:
+                conn.resume = None
+                self._history_done(conn)
+            return
+        n = fit_newest(parts) if parts else 0
+        newest = parts[len(parts) - n:]
+        has_more = result.has_more or n < len(parts)
+        if conn.live:  # a page
+            before = query.before if query is not None else None
+            out.append(Deliver(conn, history_payload(newest, "page", has_more, before=before)))
+            out.append(WhenDrained(conn))
+        else:
+            payload = history_payload(newest, "join", has_more)
+            if query is not None:
+                self._join_frame = ((query.limit, query.upto), payload)
+            out.append(Deliver(conn, payload))
+            self._history_done(conn)
+
+    def _history_done(self, conn: Conn) -> None:
+        """The join or resume history went out: held broadcasts follow, then live ones."""
+        conn.live = True
+        conn.reading = False
+        self.out.append(Release(conn))
+        self._next_read(conn)
+
+    def drained(self, conn: Conn) -> None:
+        """*conn* has taken the history frame it was sent: produce the next."""
+        if conn.closing:
+            return
+        resume = conn.resume
+        if resume is not None:
+            self.out.append(Read(conn, HistoryQuery("after", RESUME_CHUNK, after=resume.cursor, upto=resume.upto)))
+        else:
+            conn.reading = False
+            self._next_read(conn)
+
+    # -- time ----------------------------------------------------------------------
+
+    def _sweep_interval(self) -> float:
+        idle = self.rules.idle_timeout
+        return min(5.0, max(0.05, idle / 10)) if idle else 5.0
+
+    def _keepalive_interval(self) -> float:
+        interval = self.rules.ping_interval or 20.0
+        timeout = self.rules.ping_timeout
+        return max(0.02, min(interval, timeout or interval) / 4)
+
+    def next_wake(self) -> float:
+        """When :meth:`tick` has something to do next (monotonic seconds)."""
+        wake = min(self._next_sweep, self._next_prune)
+        if self._next_keepalive is not None:
+            wake = min(wake, self._next_keepalive)
+        if self._typing:
+            wake = min(wake, self._typing[0][0])
+        return wake
+
+    def tick(self) -> None:
+        """Do what is due: expire typing, close idle connections, ping quiet ones, forget the old."""
+        now = self.clock.monotonic()
+        typing = self._typing
+        while typing and typing[0][0] <= now:
+            _, name = heapq.heappop(typing)
+            u = self.presence.users.get(name)
+            if u is not None and u.typing and u.typing_until <= now:
+                self._clear_typing(u)
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_interval()
+            idle = self.rules.idle_timeout
+            if idle:
+                for conn in list(self.conns):
+                    if not conn.closing and now - conn.last_heard > idle:
+                        self._close(conn, CLOSE_IDLE, f"idle timeout: nothing received for {idle:g} s")
+        if self._next_keepalive is not None and now >= self._next_keepalive:
+            self._next_keepalive = now + self._keepalive_interval()
+            self._keepalive(now)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            for limiters in (self.send_limiters, self.frame_limiters):
+                for name in [n for n, lim in limiters.items() if n not in self.presence.users and lim.idle(now)]:
+                    del limiters[name]
+            self.presence.prune(now)
+
+    def _keepalive(self, now: float) -> None:
+        """WebSocket pings to connections we have not heard from; drop those that stop answering."""
+        interval = self.rules.ping_interval or 20.0
+        timeout = self.rules.ping_timeout
+        for conn in self.conns:
+            if conn.closing:
+                continue
+            sent = conn.ping_sent
+            heard = max(conn.last_heard, conn.last_pong)
+            if sent and heard < sent:  # waiting for the pong
+                if timeout and now - sent > timeout:  # dead: no close handshake to wait for
+                    conn.closing = True
+                    self.counters.closes[1011] += 1
+                    self.out.append(Abort(conn))
+                continue
+            if now - max(sent, heard) >= interval:
+                conn.ping_sent = now
+                self.out.append(Ping(conn))

@@ -1,0 +1,120 @@
+"""The core's records: a connection, a user, a message on its way to the store, an admission.
+
+Plain slotted objects: the core owns their fields; the server only reads
+``Conn.link`` (its own connection object) and the session it was handed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workspace_tui.protocol import ChatMessage, RequestHistory, user_id_for
+
+
+class Session:
+    """What the handshake decided about a connection; it holds one slot of the per-user cap
+    from admission until :meth:`ChatCore.release` (called once the TCP connection is gone)."""
+
+    __slots__ = ("username", "quiet", "since", "history", "released", "global_slot")
+
+    def __init__(self, username: str, quiet: bool, since: str | None, history: int) -> None:
+        self.username = username
+        self.quiet = quiet
+        self.since = since
+        self.history = history
+        self.released = False
+        self.global_slot = False  # the backend granted a slot of the workspace-wide cap too
+
+
+class Refusal:
+    """A handshake the core refuses: the HTTP status and a plain-text reason."""
+
+    __slots__ = ("status", "reason")
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Refusal({self.status}, {self.reason!r})"
+
+
+class Conn:
+    """One open WebSocket connection, as the core sees it."""
+
+    __slots__ = (
+        "user", "session", "quiet", "last_heard", "last_pong", "ping_sent", "closing", "live", "resume", "reads",
+        "reading", "link",
+    )
+
+    def __init__(self, session: Session, link: Any = None) -> None:
+        self.session = session
+        self.quiet = session.quiet
+        self.user: User = None  # type: ignore[assignment]  # set by ChatCore.open
+        self.last_heard = 0.0  # the last frame (or WebSocket ping) from the client
+        self.last_pong = 0.0  # the last answer to our keepalive ping
+        self.ping_sent = 0.0  # our last keepalive ping
+        self.closing = False
+        self.live = False  # its join or resume history went out: what it is sent now is live
+        self.resume: Resume | None = None  # a resume being streamed to this connection
+        self.reads: list[RequestHistory] = []  # history pages asked for, served one at a time
+        self.reading = False  # a history read or frame for this connection is under way
+        self.link = link  # the server's object for this connection; the core never touches it
+
+
+class Resume:
+    """A resume in progress: messages after ``cursor`` up to ``upto`` (the newest message when the
+    connection was accepted; later ones reach it live)."""
+
+    __slots__ = ("since", "cursor", "upto", "gap")
+
+    def __init__(self, since: str, upto: str | None) -> None:
+        self.since = since
+        self.cursor = since
+        self.upto = upto
+        self.gap: bool | None = None  # known after the first read
+
+
+class User:
+    """A user with at least one connection here (or a reserved slot for one)."""
+
+    __slots__ = (
+        "username", "user_id", "status", "conns", "quiet", "typing", "typing_until", "backlog", "pending",
+    )
+
+    def __init__(self, username: str, status: str = "online") -> None:
+        self.username = username
+        self.user_id = user_id_for(username)
+        self.status = status
+        # visible-capable (non-quiet) connections: at most a few, and a list is smaller than a set
+        self.conns: list[Conn] = []
+        self.quiet = 0  # quiet (presence=none) connections
+        self.typing = False
+        self.typing_until = 0.0
+        # Broadcasts about this user that wait for an earlier message of theirs to be stored, so
+        # that others see everything the user did in the order they did it. None when empty.
+        self.backlog: list[Any] | None = None
+        self.pending = 0  # messages of this user on their way to the store
+
+    @property
+    def visible_here(self) -> bool:
+        return bool(self.conns) and self.status != "offline"
+
+
+class Draft:
+    """A message accepted from a client and on its way to the store."""
+
+    __slots__ = ("user", "conn", "text", "client_msg_id", "done", "payload", "waiters")
+
+    def __init__(self, user: User, conn: Conn, text: str, client_msg_id: str | None) -> None:
+        self.user = user
+        self.conn = conn
+        self.text = text
+        self.client_msg_id = client_msg_id
+        self.done = False  # stored, or refused: the user's later broadcasts may go
+        self.payload: bytes | None = None  # its message:new, once stored
+        self.waiters: list[Conn] = []  # resends of the same clientMsgId meanwhile
+
+    def message(self, message_id: str, created_at: str) -> ChatMessage:
+        u = self.user
+        return ChatMessage(message_id, u.user_id, u.username, self.text, created_at, self.client_msg_id)

@@ -1,0 +1,262 @@
+"""One TCP connection: websockets' Sans-I/O :class:`~websockets.server.ServerProtocol` under an
+:class:`asyncio.Protocol` of our own.
+
+websockets parses and frames; this class moves bytes between it and the
+transport and hands what it parsed to the server: the HTTP request, whole
+messages (fragments joined, UTF-8 checked), pings and pongs, the end. Only
+websockets' public Sans-I/O API is used (``receive_data``, ``events_received``,
+``data_to_send``, ``accept``/``reject``/``send_response``, ``send_close``,
+``close_expected``). Compared with a coroutine per connection on websockets'
+asyncio server this holds a connection in about half the memory and delivers
+a broadcast with about half the CPU (``benchmarks/network_layer_bench.py``).
+
+Outgoing chat frames are written by the :mod:`.fanout` straight to the
+transport as prebuilt WebSocket frames (one encoding for every recipient);
+control frames and the close handshake go through the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from websockets.frames import Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+if TYPE_CHECKING:
+    from workspace_tui.core.state import Conn, Session
+
+    from .config import ServerConfig
+
+# websockets logs "connection open" / "connection closed" for each connection at INFO:
+# the server logs its own, more useful lines.
+_ws_log = logging.getLogger("workspace.server.websockets")
+
+# Whole messages from one connection handled per loop iteration; the rest wait (with reading
+# paused) for the next. Every connection gets its turn, and one client's burst is fanned out
+# in small steps that readers at full speed keep up with, not all at once.
+MESSAGES_PER_TURN = 4
+
+# Flow control for history: a frame produced as the reader drains comes only once the
+# transport holds no more than this (pause_writing / resume_writing fire around it).
+LOW_WATER = 64 * 1024
+
+_TEXT, _BINARY, _CONT, _PING, _PONG, _CLOSE = (
+    Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING, Opcode.PONG, Opcode.CLOSE
+)
+
+
+class ConnectionEvents(Protocol):
+    """What a connection reports, and the settings it reads (the server implements this)."""
+
+    config: ServerConfig
+    extensions: list[Any] | None
+
+    def on_request(self, peer: Connection, request: Request) -> None: ...
+
+    def on_message(self, peer: Connection, data: str | bytes) -> None: ...
+
+    def on_ping(self, peer: Connection) -> None: ...
+
+    def on_pong(self, peer: Connection) -> None: ...
+
+    def on_drained(self, peer: Connection) -> None: ...
+
+    def on_lost(self, peer: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """A connection from accept to close. The fan-out reads ``pending``/``held``/``mark``."""
+
+    __slots__ = (
+        "server", "ws", "transport", "conn", "session", "user_id", "pending", "held", "held_bytes", "mark",
+        "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting",
+    )
+
+    def __init__(self, server: ConnectionEvents) -> None:
+        self.server = server
+        self.ws: ServerProtocol = None  # type: ignore[assignment]
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.conn: Conn | None = None  # the core's record, once open
+        self.session: Session | None = None  # admitted, waiting for the backend's cap
+        self.user_id: str | None = None
+        self.pending: list[bytes] = []  # wire bytes queued for the next write
+        self.held: list[bytes] | None = None  # broadcasts kept back while history goes out
+        self.held_bytes = 0
+        self.mark = -1  # position in the fan-out's broadcast log; -1 = not attached
+        self.closing = False
+        self.wait_drain = False  # tell the core when the buffer is low again
+        self.fragments: list[bytes] | None = None  # a fragmented message being received
+        self.fragment_text = True  # ... and whether it is text
+        self.timer: asyncio.TimerHandle | None = None  # handshake or close timeout
+        self.lost = False
+        self.waiting: list[Any] | None = None  # frames parsed but not handled yet (next turn)
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        server = self.server
+        self.ws = ServerProtocol(
+            max_size=server.config.max_payload,
+            extensions=server.extensions,
+            logger=_ws_log,
+        )
+        transport.set_write_buffer_limits(high=LOW_WATER, low=LOW_WATER)
+        timeout = server.config.handshake_timeout
+        if timeout:
+            self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        if events:
+            if self.waiting is not None:
+                self.waiting.extend(events)
+            else:
+                self._handle(events)
+        self.flush_protocol()
+
+    def _handle(self, events: list[Any]) -> None:
+        """Handle parsed events, at most :data:`MESSAGES_PER_TURN` messages this turn."""
+        budget = MESSAGES_PER_TURN
+        for i, event in enumerate(events):
+            if type(event) is Request:
+                self.server.on_request(self, event)
+                continue
+            if event.fin and event.opcode in (_TEXT, _BINARY, _CONT):
+                if not budget:
+                    self.waiting = events[i:]
+                    self.transport.pause_reading()
+                    asyncio.get_running_loop().call_soon(self._next_turn)
+                    return
+                budget -= 1
+            self._on_frame(event)
+
+    def _next_turn(self) -> None:
+        events, self.waiting = self.waiting, None
+        if self.lost or not events:
+            return
+        self._handle(events)
+        if self.waiting is None:
+            self.transport.resume_reading()
+        self.flush_protocol()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self.flush_protocol()
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.server.on_lost(self)
+
+    def pause_writing(self) -> None:
+        pass  # the fan-out watches the buffer itself (slow consumers); history waits for resume
+
+    def resume_writing(self) -> None:
+        if self.wait_drain and not self.pending:
+            self.wait_drain = False
+            self.server.on_drained(self)
+
+    # -- frames in -------------------------------------------------------------------
+
+    def _on_frame(self, frame: Any) -> None:
+        opcode = frame.opcode
+        if opcode is _TEXT or opcode is _BINARY:
+            if not frame.fin:
+                self.fragments = [frame.data]
+                self.fragment_text = opcode is _TEXT
+                return
+            self._message(frame.data, opcode is _TEXT)
+        elif opcode is _CONT:
+            if self.fragments is None:
+                return  # websockets already failed the connection
+            self.fragments.append(frame.data)
+            if frame.fin:
+                data = b"".join(self.fragments)
+                self.fragments = None
+                self._message(data, self.fragment_text)
+        elif opcode is _PING:
+            self.server.on_ping(self)  # websockets queued the pong already
+        elif opcode is _PONG:
+            self.server.on_pong(self)
+
+    def _message(self, data: bytes, text: bool) -> None:
+        if self.conn is None or self.closing:
+            return
+        if text:
+            try:
+                decoded = data.decode()
+            except UnicodeDecodeError as exc:
+                self.ws.fail(1007, f"invalid UTF-8 at position {exc.start}")
+                return
+            self.server.on_message(self, decoded)
+        else:
+            self.server.on_message(self, bytes(data))
+
+    # -- bytes out -------------------------------------------------------------------
+
+    def flush_protocol(self) -> None:
+        """Write what websockets has queued (handshake response, pongs, close frames)."""
+        ws = self.ws
+        for data in ws.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+        if ws.close_expected():
+            self._close_transport()
+
+    def writable(self) -> bool:
+        return not self.lost and self.ws.state is State.OPEN
+
+    def send_texts(self, payloads: list[bytes]) -> None:
+        """Frames through websockets (compression on: it compresses each one)."""
+        ws = self.ws
+        for payload in payloads:
+            ws.send_text(payload)
+        self.flush_protocol()
+
+    def respond(self, response: Any) -> None:
+        self.ws.send_response(response)
+        self.flush_protocol()
+
+    def ping(self) -> None:
+        if self.writable():
+            self.ws.send_ping(b"ka")
+            self.flush_protocol()
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; drop the TCP connection if the client does not finish it."""
+        self.closing = True
+        if self.lost:
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+            self.flush_protocol()
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.server.config.close_timeout, self.abort)
+
+    def abort(self) -> None:
+        self.closing = True
+        if not self.lost:
+            self.transport.abort()
+
+    def _close_transport(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _handshake_timeout(self) -> None:
+        self.timer = None
+        if self.ws.state is State.CONNECTING or self.session is not None and self.conn is None:
+            self.abort()
