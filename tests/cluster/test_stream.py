@@ -21,7 +21,7 @@ from .conftest import until
 
 
 async def _stream(redis_url: str) -> tuple[int | None, list[tuple[str, dict[str, str]]]]:
-    """The byte counter and every entry of the messages stream."""
+    """The byte counter and every entry of the messages stream (messages and relay entries)."""
     r = aioredis.from_url(redis_url, decode_responses=True)
     try:
         total = await r.get(keys.BYTES)
@@ -31,7 +31,12 @@ async def _stream(redis_url: str) -> tuple[int | None, list[tuple[str, dict[str,
 
 
 def _size(entries: list[tuple[str, dict[str, str]]]) -> int:
-    return sum(len(f["t"].encode()) + keys.ENTRY_OVERHEAD for _, f in entries)
+    return sum(keys.stored_size(f) for _, f in entries)
+
+
+def _texts(entries: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """The texts of the messages among *entries* (not the relay entries: presence, typing)."""
+    return [f["t"] for _, f in entries if not keys.is_relay(f)]
 
 
 async def _read(node, query: HistoryQuery) -> HistoryResult:
@@ -55,7 +60,7 @@ async def test_the_stream_is_trimmed_by_bytes_oldest_first(node_factory, redis_s
         assert total == _size(entries)  # the counter is exact: what was trimmed was subtracted
         assert total <= limit
     assert len(entries) < 20
-    kept = [f["t"] for _, f in entries]
+    kept = _texts(entries)
     assert kept == texts[-len(kept):]  # the oldest went, the newest stayed
     # history on any node is what the stream still holds; a resume from before it has a gap
     late = await join(a, "carol", history=1000)
@@ -87,14 +92,14 @@ async def test_messages_older_than_max_age_are_trimmed_but_the_newest_stays(node
         await alice.say(f"old{i}")
 
     async def length() -> int:
-        return len((await _stream(redis_server.url))[1])
+        return len((await _stream(redis_server.url))[1])  # (alice's join relay is the oldest: it goes too)
 
     deadline = asyncio.get_running_loop().time() + 10
     while await length() > 1:
         assert asyncio.get_running_loop().time() < deadline, "not trimmed in time"
         await asyncio.sleep(0.05)
     total, entries = await _stream(redis_server.url)
-    assert [f["t"] for _, f in entries] == ["old4"] and total == _size(entries)
+    assert _texts(entries) == ["old4"] and total == _size(entries)
     late = await join(a, "bob", history=100)
     assert [m["text"] for m in late.history["messages"]] == ["old4"]
     for c in (alice, late):
@@ -185,7 +190,7 @@ async def test_serve_maps_the_trimming_flags_and_environment(redis_server, tmp_p
                 pass
         total, entries = await _stream(redis_server.url)
         assert total == _size(entries) <= 1024 * 1024
-        assert [f["t"][0] for _, f in entries] == ["3", "4", "5"]
+        assert [t[0] for t in _texts(entries)] == ["3", "4", "5"]
         await ws.close()
     finally:
         proc.terminate()

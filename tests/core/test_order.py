@@ -65,8 +65,24 @@ def test_message_presence_message_committed_together_go_out_in_that_order():
     say(core, ann, "M2")
     out = core.take()
     assert _summary(out) == []
+    [d1] = drafts(out)  # M2 is not even stored before the presence it follows has gone out
+    commit(core, d1)
+    out = core.take()
+    assert _summary(out) == ["M:M1", "P:busy"]
+    [d2] = drafts(out)
+    commit(core, d2)
+    assert _summary(core.take()) == ["M:M2"]
+
+
+def test_pipelined_messages_with_nothing_between_are_stored_at_once_and_in_order():
+    core = make_core()
+    ann, _bob = joined(core, "ann"), joined(core, "bob")
+    for text in ("M1", "M2", "M3"):
+        say(core, ann, text)
+    out = core.take()
+    assert len(drafts(out)) == 3  # nothing waits between them: the backend keeps their order
     commit(core, *drafts(out))
-    assert _summary(core.take()) == ["M:M1", "P:busy", "M:M2"]
+    assert _summary(core.take()) == ["M:M1", "M:M2", "M:M3"]
 
 
 def test_a_failed_store_tells_the_sender_and_releases_what_waited():
@@ -90,9 +106,11 @@ def test_a_failed_first_message_does_not_release_one_still_in_flight_after_it():
     set_status(core, ann, "away")
     say(core, ann, "M2")
     set_status(core, ann, "busy")
-    d1, d2 = drafts(core.take())
+    [d1] = drafts(core.take())
     core.stored(d1, Failed("x"))
-    assert _summary(core.take()) == ["P:away"]  # busy waits for M2
+    out = core.take()
+    assert _summary(out) == ["P:away"]  # busy waits for M2, which is only now stored
+    [d2] = drafts(out)
     commit(core, d2)
     assert _summary(core.take()) == ["M:M2", "P:busy"]
 

@@ -8,14 +8,19 @@
   committed, in stream order; an entry whose origin tag (``o``) is one of this
   node's drafts is reported with that draft, so a node's own messages are
   acknowledged by the fan-out, in the global order, exactly once.
+* **Presence and typing** of local users (:meth:`RedisBackend.relay`) are
+  *relay entries* of the same stream, queued with the drafts and written by
+  the same pipeline (:data:`~.redis_scripts.RELAY_LUA`), so a relay made after
+  a draft is stored after it; the reader hands them to the core in stream
+  order, between the messages, so every node sees what a user did in the order
+  they did it. Each node also keeps its users in a hash (written in the same
+  pipeline) so a node that starts later (or comes back after an outage) can
+  read them. Node-level events (hello, bye) use a second stream.
 * **History** is read inside Redis by :data:`~.redis_scripts.READ_LUA`, which
   stops at the byte budget, so a read ships about one frame's worth at most.
 * **Trimming**: the stream holds at most ``max_bytes`` of messages (oldest
   removed first, by the send script) and, with ``max_age``, nothing older
   (removed from the heartbeat). The newest message is always kept.
-* **Presence and typing** of local users are relayed through a second stream;
-  each node keeps its users in a hash so a node that starts later (or comes
-  back after an outage) can read them.
 * **Liveness**: each node refreshes a heartbeat key with an expiry; survivors
   drop the users of a node whose key has expired (a node killed with SIGKILL
   cannot say goodbye).
@@ -71,24 +76,22 @@ class RedisBackend(Backend):
         self._reader: Any = None
         self._scripts: dict[str, Any] = {}
         self._last: str | None = None
-        self._cursor = "0-0"  # the last message entry reported
+        self._cursor = "0-0"  # the last entry of the messages stream read (a message or a relay)
         self._events_cursor = "0-0"
         self._read_count = 500
         self._seq = 0
-        self._sendq: list[tuple[str, Draft]] = []
+        # drafts (origin tag, draft) and relays (None, event), in the order they were made
+        self._sendq: list[tuple[str, Draft] | tuple[None, dict[str, Any]]] = []
         self._send_wake = asyncio.Event()
         self._sending = False
         self._sent: dict[str, Draft] = {}  # origin tag -> draft sent and not yet seen by the reader
         # (stream key, tag, stream id) of sends Redis took, in stream order, until the reader sees
         # them: one trimmed before this node read it is still reported, from the draft
         self._stored: deque[tuple[tuple[int, int], str, str]] = deque()
-        self._relayq: list[dict[str, Any]] = []
-        self._relay_wake = asyncio.Event()
         self._held: dict[str, int] = {}  # username -> slots of the global cap held by this node
         self._unbacked: dict[str, int] = {}  # ... of which granted while Redis was down
         self._dirty: set[str] = set()  # usernames whose count in Redis may be wrong (fixed on announce)
         self._remote_nodes: set[str] = set()  # nodes whose users we reported
-        self._initial: dict[str, dict[str, tuple[str, str, int]]] | None = None
         self._need_announce = False
         self._loops: list[asyncio.Task[Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -110,23 +113,25 @@ class RedisBackend(Backend):
         r = self._redis
         try:
             await r.ping()
-            last = await r.xrevrange(keys.MESSAGES, count=1)
-            ev = await r.xrevrange(keys.EVENTS, count=1)
-            for name, src in (("send", keys.SEND_LUA), ("read", keys.READ_LUA), ("trim", keys.TRIM_LUA),
-                              ("size", keys.SIZE_LUA), ("init", keys.INIT_BYTES_LUA),
-                              ("reserve", keys.RESERVE_LUA), ("release", keys.RELEASE_LUA)):
+            for name, src in (("send", keys.SEND_LUA), ("relay", keys.RELAY_LUA), ("read", keys.READ_LUA),
+                              ("trim", keys.TRIM_LUA), ("size", keys.SIZE_LUA), ("init", keys.INIT_BYTES_LUA),
+                              ("newest", keys.NEWEST_LUA), ("reserve", keys.RESERVE_LUA),
+                              ("release", keys.RELEASE_LUA)):
                 self._scripts[name] = r.register_script(src)
-            self._cursor = last[0][0] if last else "0-0"
+            top, last = await self._scripts["newest"](keys=[keys.MESSAGES, keys.LAST])
+            ev = await r.xrevrange(keys.EVENTS, count=1)
+            self._cursor = top or "0-0"  # read from the newest entry on (relays before it are old news)
             self._events_cursor = ev[0][0] if ev else "0-0"
-            self._last = keys.message_id_of(self._cursor) if last else None
+            self._last = keys.message_id_of(last) if last else None  # the newest message, not a relay
             await self._count_bytes()
             await self._announce({})
-            self._initial = await self._read_remote()
+            initial = await self._read_remote()
         except Exception as exc:
             await self._close_clients()
             raise OSError(f"cannot reach the broker {self.label}: {exc}") from None
         self.up = True
-        for coro in (self._read_loop(), self._send_loop(), self._relay_loop(), self._heartbeat_loop()):
+        self._apply_remote(initial)  # the other nodes' users, as they are now
+        for coro in (self._read_loop(), self._send_loop(), self._heartbeat_loop()):
             self._loops.append(asyncio.create_task(coro))
         log.info("node %s joined the workspace at %s", self.node, self.label)
 
@@ -140,7 +145,7 @@ class RedisBackend(Backend):
         self._closed = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_WAIT
-        while self.up and loop.time() < deadline and (self._sendq or self._sending or self._sent or self._relayq):
+        while self.up and loop.time() < deadline and (self._sendq or self._sending or self._sent):
             await asyncio.sleep(0.005)
         self._stopping = True
         for t in self._loops:
@@ -221,40 +226,71 @@ class RedisBackend(Backend):
                 q = self._sendq
                 n, size = 0, 0
                 while n < len(q) and n < SEND_BATCH and (not n or size < SEND_BATCH_BYTES):
-                    size += len(q[n][1].text)
+                    item = q[n][1]
+                    if isinstance(item, Draft):
+                        size += len(item.text)
                     n += 1
                 batch, self._sendq = q[:n], q[n:]
                 await self._send_batch(batch)
 
-    async def _send_batch(self, batch: list[tuple[str, Draft]]) -> None:
-        script = self._scripts["send"]
+    async def _send_batch(self, batch: list[tuple[str, Draft] | tuple[None, dict[str, Any]]]) -> None:
+        """One pipeline, in queue order: drafts and relays are stored in the order they were made."""
+        send, relay = self._scripts["send"], self._scripts["relay"]
+        users_key = keys.node_users_key(self.node)
         rate = self.rate_limit
         per_ms = rate / 60_000.0 if rate else 0
         results: list[Any]
         self._sending = True
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for tag, d in batch:
-                name = d.user.username
-                cmid = d.client_msg_id or ""
-                await script(
-                    keys=[keys.MESSAGES, keys.dedupe_key(name, cmid), keys.rate_key(name), keys.BYTES],
-                    args=[d.user.user_id, name, d.text, cmid, rate, per_ms, keys.DEDUPE_TTL, tag,
-                          self.max_bytes, keys.ENTRY_OVERHEAD],
+            for tag, item in batch:
+                if isinstance(item, Draft):
+                    name = item.user.username
+                    cmid = item.client_msg_id or ""
+                    await send(
+                        keys=[keys.MESSAGES, keys.dedupe_key(name, cmid), keys.rate_key(name), keys.BYTES, keys.LAST],
+                        args=[item.user.user_id, name, item.text, cmid, rate, per_ms, keys.DEDUPE_TTL, tag,
+                              self.max_bytes, keys.ENTRY_OVERHEAD],
+                        client=pipe,
+                    )
+                    continue
+                event = item
+                if event["t"] == "presence":  # the users hash first: it is never behind the stream
+                    if event["count"] > 0:
+                        pipe.hset(users_key, event["user"], json.dumps(
+                            {"user_id": event["user_id"], "status": event["status"], "count": event["count"]}))
+                    else:
+                        pipe.hdel(users_key, event["user"])
+                await relay(
+                    keys=[keys.MESSAGES, keys.BYTES, keys.LAST],
+                    args=[event["t"], json.dumps(event), self.max_bytes, keys.ENTRY_OVERHEAD],
                     client=pipe,
                 )
             results = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # (relays are lost with it: the node announces its users again)
             self._down(exc)
-            results = [exc] * len(batch)
+            for tag, item in batch:
+                if isinstance(item, Draft):
+                    self._send_result(tag, item, exc)  # type: ignore[arg-type]
+            return
         else:
             self._back()
         finally:
             self._sending = False
-        for (tag, d), res in zip(batch, results):
-            self._send_result(tag, d, res)
+        i = 0
+        for tag, item in batch:
+            if isinstance(item, Draft):
+                self._send_result(tag, item, results[i])  # type: ignore[arg-type]
+                i += 1
+                continue
+            n = 2 if item["t"] == "presence" else 1  # (the users hash, then the relay entry)
+            err = next((r for r in results[i:i + n] if isinstance(r, BaseException)), None)
+            i += n
+            if err is not None:  # presence is state: the node announces it in full again
+                log.warning("could not relay a %s event of %s: %s", item["t"], item["user"], err)
+                self._need_announce = True
 
     def _send_result(self, tag: str, draft: Draft, res: Any) -> None:
         events = self._events
@@ -290,15 +326,13 @@ class RedisBackend(Backend):
     # -- the reader: messages and events ----------------------------------------------
 
     async def _read_loop(self) -> None:
-        if self._initial is not None:  # (the server made its core before this task first ran)
-            initial, self._initial = self._initial, None
-            self._apply_remote(initial)
         recovering = False
         while not self._stopping:
+            count = self._read_count
             try:
                 resp = await self._reader.xread(
                     {keys.MESSAGES: self._cursor, keys.EVENTS: self._events_cursor},
-                    count=self._read_count, block=1000,
+                    count=count, block=1000,
                 )
                 if recovering:
                     recovering = False
@@ -313,34 +347,70 @@ class RedisBackend(Backend):
                 await asyncio.sleep(0.5)
                 continue
             self._back()
-            for stream, entries in resp or ():  # RESP2 (the clients are made with protocol=2)
-                if not entries:
-                    continue
-                if stream == keys.MESSAGES:
-                    self._on_messages(entries)
-                else:
-                    self._events_cursor = entries[-1][0]
-                    for _, fields in entries:
-                        self._on_event(fields)
+            self._on_reply(resp, count)
+
+    def _on_reply(self, resp: Any, count: int) -> None:
+        """One ``XREAD`` reply: the messages stream in stream order and, between its entries, the
+        node events (hello, bye) in id order, so a node's hello and its users' relays are applied
+        in the order Redis took them. A stream whose reply was cut at *count* may have entries
+        older than the other's last: both are handled only up to its end, the rest is read again."""
+        msgs: list[Any] = []
+        evs: list[Any] = []
+        for stream, entries in resp or ():  # RESP2 (the clients are made with protocol=2)
+            if stream == keys.MESSAGES:
+                msgs = entries or []
+            elif stream == keys.EVENTS:
+                evs = entries or []
+        if msgs and evs:
+            bound: tuple[int, int] | None = None
+            for entries in (msgs, evs):
+                if len(entries) >= count:
+                    last = keys.stream_key(entries[-1][0])
+                    bound = last if bound is None or last < bound else bound
+            if bound is not None:
+                msgs = [e for e in msgs if keys.stream_key(e[0]) <= bound]
+                evs = [e for e in evs if keys.stream_key(e[0]) <= bound]
+        if msgs:
+            size = sum(len(f.get("t", "")) for _, f in msgs)
+            self._read_count = max(8, min(1000, XREAD_BYTES // (size // len(msgs) + 200)))
+        i = 0
+        for entry_id, fields in evs:
+            key = keys.stream_key(entry_id)
+            j = i
+            while j < len(msgs) and keys.stream_key(msgs[j][0]) <= key:  # (a tie: the message first)
+                j += 1
+            if j > i:
+                self._on_messages(msgs[i:j])
+                i = j
+            self._events_cursor = entry_id
+            self._on_event(fields)
+        if i < len(msgs):
+            self._on_messages(msgs[i:])
 
     def _on_messages(self, entries: list[Any]) -> None:
+        """Entries of the messages stream, handled in stream order: runs of messages are reported
+        committed together; a relay entry between them is handled after the messages before it."""
         events = self._events
         assert events is not None
         messages: list[ChatMessage] = []
         drafts: list[Draft | None] = []
         self._trimmed_before(keys.stream_key(entries[0][0]), messages, drafts)
         sent = self._sent
-        size = 0
         for entry_id, fields in entries:
+            if keys.is_relay(fields):
+                if messages:
+                    events.committed(messages, drafts)
+                    messages, drafts = [], []
+                self._cursor = entry_id
+                self._on_relay(fields)
+                continue
             m = keys.message_from_entry(entry_id, fields)
-            size += len(m.text)
             tag = keys.origin_of(fields)
             messages.append(m)
             drafts.append(sent.pop(tag, None) if tag is not None else None)
-        self._cursor = entries[-1][0]
-        avg = size // len(entries) + 200
-        self._read_count = max(8, min(1000, XREAD_BYTES // avg))
-        events.committed(messages, drafts)
+            self._cursor = entry_id
+        if messages:
+            events.committed(messages, drafts)
 
     def _trimmed_before(self, first: tuple[int, int], messages: list[ChatMessage], drafts: list[Draft | None]) -> None:
         """Our sends Redis took that are older than *first*, the first entry read, and were not
@@ -361,8 +431,8 @@ class RedisBackend(Backend):
     async def _check_lost_sends(self) -> None:
         """Back after an outage: sends Redis took but no longer has (it restarted without them)
         were not stored after all."""
-        newest = await self._redis.xrevrange(keys.MESSAGES, count=1)
-        top = keys.stream_key(newest[0][0]) if newest else (0, 0)
+        _, newest = await self._scripts["newest"](keys=[keys.MESSAGES, keys.LAST])
+        top = keys.stream_key(newest) if newest else (0, 0)  # the newest message (relays are no sends)
         lost = [(tag, self._sent[tag]) for key, tag, _ in self._stored if key > top and tag in self._sent]
         if not lost:
             return
@@ -373,10 +443,11 @@ class RedisBackend(Backend):
             del self._sent[tag]
             self._events.stored(d, Failed("the broker lost the message"))  # type: ignore[union-attr]
 
-    def _on_event(self, fields: dict[str, str]) -> None:
+    def _on_relay(self, fields: dict[str, str]) -> None:
+        """A relay entry of the messages stream: another node's user changed presence or typing."""
         try:
             event = json.loads(fields.get("j", "{}"))
-            node, kind = event.get("node", ""), event.get("t")
+            node, kind = event.get("node", ""), fields.get("k")
             if node == self.node or not node:
                 return
             events = self._events
@@ -387,7 +458,19 @@ class RedisBackend(Backend):
                                        bool(event.get("xu")))
             elif kind == "typing":
                 events.remote_typing(event["user"], event["user_id"], bool(event["typing"]))
-            elif kind == "hello":
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring a malformed relay entry: %s", exc)
+
+    def _on_event(self, fields: dict[str, str]) -> None:
+        """An entry of the events stream: a node announced itself (hello) or left (bye)."""
+        try:
+            event = json.loads(fields.get("j", "{}"))
+            node, kind = event.get("node", ""), event.get("t")
+            if node == self.node or not node:
+                return
+            events = self._events
+            assert events is not None
+            if kind == "hello":
                 self._remote_nodes.add(node)
                 users = {}
                 for name, raw in (event.get("users") or {}).items():
@@ -437,7 +520,7 @@ class RedisBackend(Backend):
             log.error("history read failed: %s", exc)
             done(exc)
             return
-        messages = [keys.message_from_entry(e[0], e[1]) for e in entries]
+        messages = [keys.message_from_entry(e[0], e[1]) for e in entries if not keys.is_relay(e[1])]
         if latest:
             messages.reverse()
         done(HistoryResult(messages, bool(more), keys.message_id_of(oldest) if oldest else None))
@@ -504,32 +587,12 @@ class RedisBackend(Backend):
     # -- presence and typing to the other nodes --------------------------------------------
 
     def relay(self, event: dict[str, Any]) -> None:
-        self._relayq.append({**event, "node": self.node})
-        self._relay_wake.set()
-
-    async def _relay_loop(self) -> None:
-        users_key = keys.node_users_key(self.node)
-        while not self._stopping:
-            await self._relay_wake.wait()
-            self._relay_wake.clear()
-            batch, self._relayq = self._relayq, []
-            if not batch:
-                continue
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                for event in batch:
-                    if event.get("t") == "presence":
-                        if event["count"] > 0:
-                            pipe.hset(users_key, event["user"], json.dumps(
-                                {"user_id": event["user_id"], "status": event["status"], "count": event["count"]}))
-                        else:
-                            pipe.hdel(users_key, event["user"])
-                    pipe.xadd(keys.EVENTS, {"j": json.dumps(event)}, maxlen=keys.EVENTS_MAXLEN, approximate=True)
-                await pipe.execute()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # presence is state: it is announced in full when Redis is back
-                self._down(exc)
+        """Queued with the drafts: stored after every draft appended before it (see :meth:`_send_batch`)."""
+        if event.get("t") not in keys.RELAY_KINDS:
+            log.warning("not relaying an unknown event: %r", event.get("t"))
+            return
+        self._sendq.append((None, {**event, "node": self.node}))
+        self._send_wake.set()
 
     # -- liveness --------------------------------------------------------------------------
 
@@ -648,7 +711,7 @@ class RedisBackend(Backend):
         script = self._scripts["trim"]
         args = [self.max_bytes, int(self.max_age * 1000), keys.ENTRY_OVERHEAD]
         for _ in range(TRIM_CALLS):
-            n = await script(keys=[keys.MESSAGES, keys.BYTES], args=args)
+            n = await script(keys=[keys.MESSAGES, keys.BYTES, keys.LAST], args=args)
             if int(n) < keys.TRIM_MAX_ENTRIES:
                 return
             await asyncio.sleep(0)

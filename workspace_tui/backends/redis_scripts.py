@@ -3,6 +3,15 @@
 Everything that must be atomic across nodes is one Lua script (Redis runs a
 script with nothing interleaved):
 
+* One stream, :data:`MESSAGES`, carries the messages and, between them, the
+  *relay entries*: a local user's presence or typing change for the other
+  nodes (fields ``k`` = ``presence`` | ``typing`` and ``j`` = the JSON, no
+  ``t``), written by :data:`RELAY_LUA` through the same pipeline as the sends.
+  Every node reads the stream in order, so what a user did reaches every node
+  in the order they did it. Relay entries are never messages: history reads,
+  the newest message (:data:`LAST`) and the gap check skip them; the byte
+  count counts each at :data:`RELAY_SIZE`. Node-level events (hello, bye) go
+  through :data:`EVENTS`.
 * :data:`SEND_LUA` -- exactly-once (``SET`` of the ``(username, clientMsgId)``
   key), the global per-user token bucket (sticky, on Redis' clock), the
   ``XADD`` itself and trimming by bytes. Redis assigns the stream id
@@ -15,12 +24,14 @@ script with nothing interleaved):
   (:data:`ENTRY_OVERHEAD` plus the UTF-8 bytes of each text). When a send
   takes it past the limit, the same script reads the oldest entries, removes
   them with an exact ``XTRIM MINID`` and subtracts their sizes (a bounded
-  amount per call, so the cost is spread over the sends). :data:`TRIM_LUA`
-  does the same for age, from each node's heartbeat. The newest entry is never
-  trimmed.
+  amount per call, so the cost is spread over the sends; a relay trims the
+  same way). :data:`TRIM_LUA` does the same for age, from each node's
+  heartbeat. The newest message (:data:`LAST`) is never trimmed: relay entries
+  after it go one by one (``XDEL``).
 * :data:`READ_LUA` -- history reads that stop at a byte budget inside Redis:
   it walks ``XREVRANGE``/``XRANGE`` a few entries at a time, so a read never
   ships much more than one frame's worth, however big the messages are.
+* :data:`NEWEST_LUA` -- the newest entry and the newest message, at start.
 * :data:`RESERVE_LUA` / :data:`RELEASE_LUA` -- the global per-user connection
   cap: per-node counts in one hash per user; counts of nodes whose heartbeat
   key has expired are dropped, so a dead node cannot hold slots.
@@ -37,13 +48,19 @@ from urllib.parse import urlsplit, urlunsplit
 from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
 
 PREFIX = "workspace:"
-MESSAGES = PREFIX + "messages"  # stream: u=userId n=username t=text c=clientMsgId ('' = none) o=origin tag
-BYTES = PREFIX + "messages:bytes"  # what MESSAGES holds, in bytes (sizes as entry_size)
-EVENTS = PREFIX + "events"  # stream: presence and typing between nodes (j=JSON)
+# stream: messages (u=userId n=username t=text c=clientMsgId ('' = none) o=origin tag) and, between
+# them, relay entries (k='presence'|'typing' j=JSON; no t): a user's presence and typing for the other nodes
+MESSAGES = PREFIX + "messages"
+BYTES = PREFIX + "messages:bytes"  # what MESSAGES holds, in bytes (sizes as entry_size / RELAY_SIZE)
+LAST = PREFIX + "messages:last"  # the stream id of the newest message in MESSAGES (NO_MESSAGE: none)
+EVENTS = PREFIX + "events"  # stream: node-level events between nodes, hello and bye (j=JSON)
 NODES = PREFIX + "nodes"  # set of node ids that announced themselves
 EVENTS_MAXLEN = 10_000
 DEDUPE_TTL = 7 * 24 * 3600  # a clientMsgId is remembered this long (seconds)
 ENTRY_OVERHEAD = 64  # bytes counted per stream entry on top of its text (ids, user, fields)
+RELAY_SIZE = 128  # bytes counted per relay entry (about what one holds)
+RELAY_KINDS = ("presence", "typing")  # the events that travel as relay entries of MESSAGES
+NO_MESSAGE = "0-0"  # LAST when the stream holds no message
 READ_STEP = 8  # entries a history read takes from the stream at a time
 TRIM_MAX_ENTRIES = 128  # entries one send (or one trim call) removes at most
 TRIM_MAX_BYTES = 8 * 1024 * 1024  # ... and bytes: a send is at most 1 MiB, so trimming outpaces it
@@ -78,29 +95,57 @@ def entry_size(text: str) -> int:
     return len(text.encode()) + ENTRY_OVERHEAD
 
 
-# A Lua helper shared by the scripts: the size of an entry from its flat field list.
-_SIZE_LUA = """
-local function entry_size(f, overhead)
+def stored_size(fields: dict[str, str] | list[str]) -> int:
+    """What one entry of :data:`MESSAGES` (a message or a relay) counts against the byte limit."""
+    fields = _fields(fields)
+    return entry_size(fields["t"]) if "t" in fields else RELAY_SIZE
+
+
+# Lua helpers shared by the scripts: an entry (flat field list) is a message when it has a text
+# field 't'; anything else is a relay entry, counted at RELAY_SIZE.
+_SIZE_LUA = f"""
+local function text_of(f)
   for i = 1, #f, 2 do
-    if f[i] == 't' then return #f[i + 1] + overhead end
+    if f[i] == 't' then return f[i + 1] end
   end
-  return overhead
+  return nil
+end
+local function entry_size(f, overhead)
+  local t = text_of(f)
+  if t then return #t + overhead end
+  return {RELAY_SIZE}
+end
+local function id_key(id)  -- a stream id as two numbers, to compare
+  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function id_after(a, b)  -- a > b
+  local am, as = id_key(a)
+  local bm, bs = id_key(b)
+  return am > bm or (am == bm and as > bs)
 end
 """
 
 # Remove the oldest entries of KEYS[1] while the total in KEYS[2] is over `target` (when
 # `max_bytes` > 0 and the total passed it) or they are older than `cutoff` (ms; 0 = no age
-# limit); never the newest entry; at most TRIM_MAX_ENTRIES / TRIM_MAX_BYTES per call.
-# Exact: the sizes read are the sizes removed (XTRIM MINID to just past the last one).
+# limit); at most TRIM_MAX_ENTRIES / TRIM_MAX_BYTES per call. Never the newest message (the id
+# in `last_key`): the entries before it go with one XTRIM MINID, the relay entries after it one
+# by one (XDEL); a message after it (a stale `last_key`) stops the trim. Without `last_key`,
+# never the newest entry. Exact: the sizes read are the sizes removed.
 _TRIM_LUA = _SIZE_LUA + f"""
-local function trim(stream, bytes_key, max_bytes, cutoff, overhead)
+local function trim(stream, bytes_key, last_key, max_bytes, cutoff, overhead)
   local total = tonumber(redis.call('GET', bytes_key) or '0')
   local over = max_bytes > 0 and total > max_bytes
   if not over and cutoff <= 0 then return 0 end
   local target = max_bytes * {TRIM_TARGET}
-  local cap = redis.call('XLEN', stream) - 1
+  local keep = redis.call('GET', last_key)
+  local cap = redis.call('XLEN', stream)
+  if not keep then cap = cap - 1 end  -- (not known yet: as if the newest entry were a message)
+  if keep == '{NO_MESSAGE}' then keep = false end  -- no message to keep
   if cap > {TRIM_MAX_ENTRIES} then cap = {TRIM_MAX_ENTRIES} end
   local removed, n, last = 0, 0, nil
+  local dels = {{}}  -- relay entries after the newest message
+  local past = false  -- at or after the newest message
   local cur = '-'
   local stop = false
   local step = 1  -- growing batches: the first entry is often the only one to go
@@ -117,24 +162,46 @@ local function trim(stream, bytes_key, max_bytes, cutoff, overhead)
         stop = true
         break
       end
-      removed = removed + entry_size(e[2], overhead)
-      n = n + 1
-      last = e[1]
+      if keep and not past and (e[1] == keep or id_after(e[1], keep)) then past = true end
+      if past then
+        if text_of(e[2]) then
+          if e[1] ~= keep then stop = true break end  -- a message after 'the newest': keep it all
+        else
+          dels[#dels + 1] = e[1]
+          removed = removed + {RELAY_SIZE}
+          n = n + 1
+        end
+      else
+        removed = removed + entry_size(e[2], overhead)
+        n = n + 1
+        last = e[1]
+      end
     end
-    if #batch < want then break end
+    if stop or #batch < want then break end
     cur = '(' .. batch[#batch][1]
   end
   if last then
     local ms, seq = string.match(last, '^(%d+)%-(%d+)$')
     redis.call('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-    redis.call('DECRBY', bytes_key, removed)
   end
+  if #dels > 0 then redis.call('XDEL', stream, unpack(dels)) end
+  if removed > 0 then redis.call('DECRBY', bytes_key, removed) end
   return n
+end
+
+-- Count an entry just added to the stream (`size` bytes) and trim by bytes.
+local function added(stream, bytes_key, last_key, size, max_bytes, overhead)
+  if redis.call('XLEN', stream) == 1 then
+    redis.call('SET', bytes_key, size)  -- a new stream: the count starts here
+  elseif redis.call('EXISTS', bytes_key) == 1 then  -- (missing: a node is counting the stream now)
+    redis.call('INCRBY', bytes_key, size)
+    trim(stream, bytes_key, last_key, max_bytes, 0, overhead)
+  end
 end
 """
 
 SEND_LUA = _TRIM_LUA + """
--- KEYS: stream, dedupe key, rate key, bytes key
+-- KEYS: stream, dedupe key, rate key, bytes key, newest-message key
 -- ARGV: userId, username, text, clientMsgId ('' = none), capacity (0 = no limit),
 --       tokens per ms, dedupe ttl (s), origin tag, max bytes (0 = no limit), entry overhead
 local cmid = ARGV[4]
@@ -169,19 +236,23 @@ if cap > 0 then
 end
 local id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8])
 if cmid ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
+redis.call('SET', KEYS[5], id)
 local overhead = tonumber(ARGV[10])
-local size = #ARGV[3] + overhead
-if redis.call('XLEN', KEYS[1]) == 1 then
-  redis.call('SET', KEYS[4], size)  -- a new stream: the count starts here
-elseif redis.call('EXISTS', KEYS[4]) == 1 then  -- (missing: a node is counting the stream now)
-  redis.call('INCRBY', KEYS[4], size)
-  trim(KEYS[1], KEYS[4], tonumber(ARGV[9]), 0, overhead)
-end
+added(KEYS[1], KEYS[4], KEYS[5], #ARGV[3] + overhead, tonumber(ARGV[9]), overhead)
 return {'ok', id}
 """
 
+RELAY_LUA = _TRIM_LUA + f"""
+-- KEYS: stream, bytes key, newest-message key. ARGV: kind, JSON, max bytes (0 = no limit), overhead
+-- A relay entry (a local user's presence or typing for the other nodes), counted and trimmed
+-- like a message.
+local id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[1], 'j', ARGV[2])
+added(KEYS[1], KEYS[2], KEYS[3], {RELAY_SIZE}, tonumber(ARGV[3]), tonumber(ARGV[4]))
+return id
+"""
+
 TRIM_LUA = _TRIM_LUA + """
--- KEYS: stream, bytes key. ARGV: max bytes (0 = no limit), max age in ms (0 = keep), entry overhead
+-- KEYS: stream, bytes key, newest-message key. ARGV: max bytes (0 = no limit), max age in ms (0 = keep), overhead
 -- Returns how many entries were removed (TRIM_MAX_ENTRIES: call again).
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local cutoff = 0
@@ -190,7 +261,7 @@ if age > 0 then
   local t = redis.call('TIME')
   cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - age
 end
-return trim(KEYS[1], KEYS[2], tonumber(ARGV[1]), cutoff, tonumber(ARGV[3]))
+return trim(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), cutoff, tonumber(ARGV[3]))
 """
 
 SIZE_LUA = _SIZE_LUA + f"""
@@ -234,15 +305,19 @@ READ_LUA = _SIZE_LUA + """
 -- KEYS: stream
 -- ARGV: kind ('latest': newest first, from ARGV[2] down to ARGV[3]; 'after': oldest first,
 --       from ARGV[2] up to ARGV[3]), first bound, last bound, limit, byte budget, step, overhead
--- Returns {has more (0/1), oldest id in the stream ('after' only, else ''), {{id, fields}, ...}}.
+-- Returns {has more (0/1), oldest message in the stream ('after' only, else ''), {{id, fields}, ...}}.
+-- Messages only: relay entries are skipped, and count against neither the limit nor the budget.
 local latest = ARGV[1] == 'latest'
 local cur, stop_at = ARGV[2], ARGV[3]
 local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local step, overhead = tonumber(ARGV[6]), tonumber(ARGV[7])
 local out, used, more = {}, 0, 0
+local skipped = 0
 while true do
   local want = limit - #out + 1  -- one more than fits the limit tells whether there is more
+  if want < 1 then want = 1 end
   if want > step then want = step end
+  if skipped > 0 then want = step end  -- relay entries about: no smaller batches than a step
   local batch
   if latest then
     batch = redis.call('XREVRANGE', KEYS[1], cur, stop_at, 'COUNT', want)
@@ -252,24 +327,68 @@ while true do
   local full = false
   for i = 1, #batch do
     local e = batch[i]
-    local size = entry_size(e[2], overhead)
-    if #out >= limit or (#out > 0 and used + size > budget) then
-      more = 1
-      full = true
-      break
+    local t = text_of(e[2])
+    if t then
+      local size = #t + overhead
+      if #out >= limit or (#out > 0 and used + size > budget) then
+        more = 1
+        full = true
+        break
+      end
+      out[#out + 1] = e
+      used = used + size
+    else
+      skipped = skipped + 1
     end
-    out[#out + 1] = e
-    used = used + size
   end
   if full or #batch < want then break end
   cur = '(' .. batch[#batch][1]
 end
 local oldest = ''
 if not latest then
-  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-  if #first > 0 then oldest = first[1][1] end
+  local from = '-'
+  while oldest == '' do
+    local batch = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', step)
+    for i = 1, #batch do
+      if text_of(batch[i][2]) then
+        oldest = batch[i][1]
+        break
+      end
+    end
+    if #batch < step then break end
+    from = '(' .. batch[#batch][1]
+  end
 end
 return {more, oldest, out}
+"""
+
+NEWEST_LUA = _SIZE_LUA + f"""
+-- KEYS: stream, newest-message key. Returns {{newest entry id or '', newest message id or ''}}
+-- and sets the key when it is missing or wrong (a stream written by an older version).
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #top == 0 then
+  redis.call('DEL', KEYS[2])
+  return {{'', ''}}
+end
+local last = redis.call('GET', KEYS[2])
+if last == '{NO_MESSAGE}' then return {{top[1][1], ''}} end
+if last and #redis.call('XRANGE', KEYS[1], last, last) > 0 then return {{top[1][1], last}} end
+local found = '{NO_MESSAGE}'
+local cur = '+'
+while found == '{NO_MESSAGE}' do
+  local batch = redis.call('XREVRANGE', KEYS[1], cur, '-', 'COUNT', 64)
+  for i = 1, #batch do
+    if text_of(batch[i][2]) then
+      found = batch[i][1]
+      break
+    end
+  end
+  if #batch < 64 then break end
+  cur = '(' .. batch[#batch][1]
+end
+redis.call('SET', KEYS[2], found)
+if found == '{NO_MESSAGE}' then found = '' end
+return {{top[1][1], found}}
 """
 
 RESERVE_LUA = """
@@ -332,6 +451,11 @@ def message_from_entry(entry_id: str, fields: dict[str, str] | list[str]) -> Cha
         iso_timestamp(stream_key(entry_id)[0]),
         fields.get("c") or None,
     )
+
+
+def is_relay(fields: dict[str, str] | list[str]) -> bool:
+    """Whether an entry of :data:`MESSAGES` is a relay entry (presence, typing), not a message."""
+    return "t" not in _fields(fields)
 
 
 def origin_of(fields: dict[str, str] | list[str]) -> str | None:

@@ -396,13 +396,21 @@ class ChatCore:
         draft = Draft(u, conn, req.text, cmid)
         u.pending += 1
         self.pending += 1
-        if u.backlog is None:
-            u.backlog = [draft]
-        else:
-            u.backlog.append(draft)
         if cmid is not None:
             self.inflight[(u.username, cmid)] = draft
-        self.out.append(Store(draft))
+        backlog = u.backlog
+        if backlog is None:
+            u.backlog = [draft]
+            self.out.append(Store(draft))
+        elif all(type(item) is Draft for item in backlog):
+            backlog.append(draft)  # only earlier messages ahead of it: the backend keeps their order
+            self.out.append(Store(draft))
+        else:
+            # Something the user did since their last message waits for it (a presence change,
+            # typing): this message is stored only after that has gone out, so that every node
+            # sees the two in the order the user made them.
+            backlog.append(Store(draft))
+            backlog.append(draft)
 
     def _refuse_rate(self, conn: Conn, cmid: str | None, wait_ms: int, *others: Conn) -> None:
         for c in (conn, *others):

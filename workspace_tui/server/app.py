@@ -56,7 +56,7 @@ log = logging.getLogger("workspace.server")
 # History reads (each up to a ~512 KiB frame) done per loop iteration, across all
 # connections: the rest wait for the next iteration, so pings and chat are never stuck
 # behind ten clients joining with, or paging through, big messages.
-READS_PER_TURN = 2
+READS_PER_TURN = 1
 
 
 class SystemClock:
@@ -94,9 +94,10 @@ class Server:
         )
         self.extensions: list[Any] | None = None
         if config.compression:
-            from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+            from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 
-            self.extensions = [ServerPerMessageDeflateFactory()]
+            # websockets' defaults for servers: smaller windows and memLevel, less memory per connection
+            self.extensions = list(enable_server_permessage_deflate(None))
         self.handshake_rejections: Counter[int] = Counter()
         self.started = time.monotonic()
         self.connections: set[Connection] = set()  # every TCP connection, handshake or not

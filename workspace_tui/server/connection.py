@@ -31,14 +31,17 @@ if TYPE_CHECKING:
 
     from .config import ServerConfig
 
-# websockets logs "connection open" / "connection closed" for each connection at INFO:
-# the server logs its own, more useful lines.
+# websockets logs "connection open" / "connection closed" for each connection at INFO: the
+# server logs its own, more useful lines, so only websockets' warnings and errors are kept
+# (and no log record is made twice per connection for nothing).
 _ws_log = logging.getLogger("workspace.server.websockets")
+_ws_log.setLevel(logging.WARNING)
 
-# Whole messages from one connection handled per loop iteration; the rest wait (with reading
-# paused) for the next. Every connection gets its turn, and one client's burst is fanned out
-# in small steps that readers at full speed keep up with, not all at once.
-MESSAGES_PER_TURN = 4
+# Bytes of messages from one connection handled per loop iteration (at least one message);
+# the rest wait, with reading paused, for the next. Every connection gets its turn, and a
+# burst of big messages is fanned out in steps that readers at full speed keep up with;
+# a burst of small ones still goes out in one write per reader.
+BYTES_PER_TURN = 64 * 1024
 
 # Flow control for history: a frame produced as the reader drains comes only once the
 # transport holds no more than this (pause_writing / resume_writing fire around it).
@@ -122,19 +125,19 @@ class Connection(asyncio.Protocol):
         self.flush_protocol()
 
     def _handle(self, events: list[Any]) -> None:
-        """Handle parsed events, at most :data:`MESSAGES_PER_TURN` messages this turn."""
-        budget = MESSAGES_PER_TURN
+        """Handle parsed events, about :data:`BYTES_PER_TURN` of messages this turn."""
+        used = 0
         for i, event in enumerate(events):
             if type(event) is Request:
                 self.server.on_request(self, event)
                 continue
-            if event.fin and event.opcode in (_TEXT, _BINARY, _CONT):
-                if not budget:
+            if event.opcode in (_TEXT, _BINARY, _CONT):
+                if used >= BYTES_PER_TURN:
                     self.waiting = events[i:]
                     self.transport.pause_reading()
                     asyncio.get_running_loop().call_soon(self._next_turn)
                     return
-                budget -= 1
+                used += len(event.data)
             self._on_frame(event)
 
     def _next_turn(self) -> None:

@@ -1,0 +1,74 @@
+"""A user's frames reach the users of another node in the order the user sent them."""
+
+from __future__ import annotations
+
+from tests.server.support import join
+
+from .conftest import until
+from .test_presence import remote_names
+
+
+def _about_alice(frame: dict) -> tuple[str, object] | None:
+    data = frame.get("data") or {}
+    if data.get("username") != "alice":
+        return None
+    kind = frame["type"]
+    if kind == "message:new":
+        return ("message", data["text"])
+    if kind == "presence:update":
+        return ("presence", data["status"])
+    if kind == "typing:indicator":
+        return ("typing", data["isTyping"])
+    return None
+
+
+async def test_message_then_presence_and_typing_arrive_in_order_on_the_other_node(node_factory):
+    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
+    alice = await join(a, "alice")
+    await until(lambda: "alice" in remote_names(b))
+    bob = await join(b, "bob")
+    await alice.expect("presence:update", username="bob", status="online")
+    sent: list[tuple[str, object]] = []
+    for i in range(10):
+        # pipelined: nothing waits for the echo of the message before the next frame
+        await alice.send({"type": "message:send", "text": f"m{i}"})
+        status = "away" if i % 2 == 0 else "busy"
+        await alice.send({"type": "presence:update", "status": status})
+        await alice.send({"type": "typing:indicator", "isTyping": True})
+        sent += [("message", f"m{i}"), ("presence", status), ("typing", True)]
+        if i < 9:  # the next message clears typing first
+            sent.append(("typing", False))
+    await alice.send({"type": "message:send", "text": "end"})
+    sent += [("typing", False), ("message", "end")]
+    seen: list[tuple[str, object]] = []
+    while ("message", "end") not in seen:
+        item = _about_alice(await bob.recv())
+        if item is not None:
+            seen.append(item)
+    assert seen == sent, "\n".join(map(str, seen))
+    await alice.close()
+    await bob.close()
+
+
+async def test_typing_after_a_message_reaches_the_other_node_after_the_message(node_factory):
+    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
+    alice = await join(a, "alice")
+    await until(lambda: "alice" in remote_names(b))
+    bob = await join(b, "bob")
+    await alice.expect("presence:update", username="bob", status="online")
+    sent: list[tuple[str, object]] = []
+    for i in range(20):
+        if i:
+            sent.append(("typing", False))  # the message clears the typing before it
+        await alice.send({"type": "message:send", "text": f"t{i}"})
+        await alice.send({"type": "typing:indicator", "isTyping": True})
+        sent += [("message", f"t{i}"), ("typing", True)]
+    seen: list[tuple[str, object]] = []
+    while len(seen) < len(sent):
+        item = _about_alice(await bob.recv())
+        if item is not None:
+            seen.append(item)
+    assert seen == sent, "\n".join(map(str, seen))
+    await alice.sync()  # (reads her echoes: a full receive queue would hold up her close)
+    await alice.close()
+    await bob.close()
