@@ -52,3 +52,31 @@ def command_defaults(config: dict[str, Any], command: str) -> dict[str, Any]:
     shared = {k: v for k, v in config.items() if not isinstance(v, dict)}
     own = config.get(command)
     return {**shared, **(own if isinstance(own, dict) else {})}
+
+
+def unknown_keys(config: dict[str, Any], valid: dict[str, set[str]], nested: dict[str, set[str]]) -> list[str]:
+    """Readable lines for every key or table of *config* that no command reads.
+
+    *valid* maps each command to its option keys; a top-level key is valid when any command
+    has it. *nested* maps a command to the sub-tables it reads (``chat.keys``).
+    """
+    import difflib
+
+    shared = set().union(*valid.values()) if valid else set()
+    problems = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            if key not in valid:
+                near = difflib.get_close_matches(key, list(valid), n=1)
+                problems.append(f"unknown table [{key}]" + (f"; did you mean [{near[0]}]?" if near else ""))
+                continue
+            for sub, subvalue in value.items():
+                if isinstance(subvalue, dict) and sub in nested.get(key, set()):
+                    continue
+                if sub not in valid[key]:
+                    near = difflib.get_close_matches(sub, sorted(valid[key]), n=1)
+                    problems.append(f"unknown key {sub!r} in [{key}]" + (f"; did you mean {near[0]!r}?" if near else ""))
+        elif key not in shared:
+            near = difflib.get_close_matches(key, sorted(shared), n=1)
+            problems.append(f"unknown key {key!r}" + (f"; did you mean {near[0]!r}?" if near else ""))
+    return problems

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from tests.server.support import join
+from tests.server.support import frames_about, join
 
 from .conftest import until
 from .test_presence import remote_names
-
-
-def _about_alice(frame: dict) -> tuple[str, object] | None:
-    data = frame.get("data") or {}
-    if data.get("username") != "alice":
-        return None
-    kind = frame["type"]
-    if kind == "message:new":
-        return ("message", data["text"])
-    if kind == "presence:update":
-        return ("presence", data["status"])
-    if kind == "typing:indicator":
-        return ("typing", data["isTyping"])
-    return None
 
 
 async def test_message_then_presence_and_typing_arrive_in_order_on_the_other_node(node_factory):
@@ -40,11 +26,7 @@ async def test_message_then_presence_and_typing_arrive_in_order_on_the_other_nod
             sent.append(("typing", False))
     await alice.send({"type": "message:send", "text": "end"})
     sent += [("typing", False), ("message", "end")]
-    seen: list[tuple[str, object]] = []
-    while ("message", "end") not in seen:
-        item = _about_alice(await bob.recv())
-        if item is not None:
-            seen.append(item)
+    seen = await frames_about(bob, alice.user_id, len(sent))
     assert seen == sent, "\n".join(map(str, seen))
     await alice.close()
     await bob.close()
@@ -63,11 +45,7 @@ async def test_typing_after_a_message_reaches_the_other_node_after_the_message(n
         await alice.send({"type": "message:send", "text": f"t{i}"})
         await alice.send({"type": "typing:indicator", "isTyping": True})
         sent += [("message", f"t{i}"), ("typing", True)]
-    seen: list[tuple[str, object]] = []
-    while len(seen) < len(sent):
-        item = _about_alice(await bob.recv())
-        if item is not None:
-            seen.append(item)
+    seen = await frames_about(bob, alice.user_id, len(sent))
     assert seen == sent, "\n".join(map(str, seen))
     await alice.sync()  # (reads her echoes: a full receive queue would hold up her close)
     await alice.close()

@@ -125,3 +125,28 @@ def plant(server: Any, texts: list[str], username: str = "bulk") -> list[Any]:
     backend.insert(messages)
     server.committed(messages, [None] * len(messages))
     return messages
+
+
+def about(frame: dict[str, Any], user_id: str) -> tuple[Any, ...] | None:
+    """What *frame* says about *user_id*, in short, or ``None`` when it is not about them."""
+    kind = frame["type"]
+    data = frame.get("data") or {}
+    if data.get("userId") != user_id:
+        return None
+    if kind == "message:new":
+        return ("message", data["text"])
+    if kind == "presence:update":
+        return ("presence", data["status"])
+    if kind == "typing:indicator":
+        return ("typing", data["isTyping"])
+    return None
+
+
+async def frames_about(client: Client, user_id: str, count: int) -> list[tuple[Any, ...]]:
+    """The next *count* frames *client* gets about *user_id* (frames about anyone else skipped)."""
+    seen: list[tuple[Any, ...]] = []
+    while len(seen) < count:
+        frame = await client.recv()
+        if (short := about(frame, user_id)) is not None:
+            seen.append(short)
+    return seen

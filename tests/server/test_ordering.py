@@ -19,32 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .support import Client, join
-
-
-def about(frame: dict[str, Any], user_id: str) -> tuple[Any, ...] | None:
-    """What *frame* says about *user_id*, in short, or ``None`` when it is not about them."""
-    kind = frame["type"]
-    data = frame.get("data") or {}
-    if data.get("userId") != user_id:
-        return None
-    if kind == "message:new":
-        return ("message", data["text"])
-    if kind == "presence:update":
-        return ("presence", data["status"])
-    if kind == "typing:indicator":
-        return ("typing", data["isTyping"])
-    return None
-
-
-async def frames_about(client: Client, user_id: str, count: int) -> list[tuple[Any, ...]]:
-    """The next *count* frames *client* gets about *user_id* (frames about anyone else skipped)."""
-    seen: list[tuple[Any, ...]] = []
-    while len(seen) < count:
-        frame = await client.recv()
-        if (short := about(frame, user_id)) is not None:
-            seen.append(short)
-    return seen
+from .support import frames_about, join
 
 
 async def test_presence_does_not_overtake_the_message_sent_before_it(server_factory):

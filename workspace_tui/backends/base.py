@@ -17,6 +17,15 @@ from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage
 
 
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says which and what to do, in one line."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"cannot open the store {where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
 class BackendEvents(Protocol):
     """What a backend tells the server (which hands it to the core)."""
 

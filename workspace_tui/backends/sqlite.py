@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from workspace_tui.core.outcomes import Duplicate, Failed
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
 
-from .base import Backend, BackendEvents
+from .base import Backend, BackendEvents, StoreError
 
 log = logging.getLogger("workspace.server.store")
 
@@ -64,18 +65,62 @@ class IdClock:
         return make_message_id(self.ms, self.seq), self.ms
 
 
+def _open(path: str) -> sqlite3.Connection:
+    """The store at *path*, checked: a clear :class:`StoreError` for every way it can be wrong."""
+    if path != ":memory:":
+        file = Path(path)
+        folder = file.parent
+        if file.is_dir():
+            raise StoreError(path, "it is a folder, not a file")
+        if not folder.exists():
+            raise StoreError(path, f"the folder {folder} does not exist (create it, or choose another --db)")
+        if not folder.is_dir():
+            raise StoreError(path, f"{folder} is a file, not a folder")
+        if not file.exists() and not os.access(folder, os.W_OK | os.X_OK):
+            raise StoreError(path, f"the folder {folder} is not writable")
+    db = None
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        if db is not None:
+            db.close()
+        raise StoreError(path, _reason(exc, path)) from None
+    if problems != ["ok"]:
+        db.close()
+        lines = [line.strip() for p in problems for line in p.splitlines()]
+        raise StoreError(path, _damaged(path, next((x for x in lines if x and not x.startswith("***")), "?")))
+    return db
+
+
+def _damaged(path: str, detail: str) -> str:
+    return (f"the database is damaged ({detail}); move it aside to start with an empty store, "
+            f"or try to rescue it with: sqlite3 {path} .recover")
+
+
+def _reason(exc: sqlite3.DatabaseError, path: str) -> str:
+    text = str(exc)
+    if "file is not a database" in text:
+        return "it is not a workspace store (not an SQLite database)"
+    if "malformed" in text:
+        return _damaged(path, text)
+    if "readonly" in text or "read-only" in text:
+        return "it is read-only (the server must be able to write it)"
+    if "unable to open" in text:
+        return "the file cannot be opened (check its permissions and its folder's)"
+    return text
+
+
 class SQLiteBackend(Backend):
     """History in one SQLite file (``":memory:"`` for an ephemeral one)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self.label = self.path
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self.db = _open(self.path)
         self._last = self._newest_id()
         self.clock = IdClock(self._last)
         self._events: BackendEvents | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import sys
 
 import click
 
@@ -43,6 +44,16 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        from workspace_tui import paths
+
+        with formatter.section("Files"):
+            formatter.write_dl([
+                ("config file", f"{paths.config_file()}  (WORKSPACE_CONFIG_DIR moves its folder)"),
+                ("data", f"{paths.data_dir()}  (stores, outboxes; WORKSPACE_DATA_DIR moves it)"),
+            ])
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # List commands without importing them (keeps --help fast).
         with formatter.section("Commands"):
@@ -56,15 +67,50 @@ def main(ctx: click.Context) -> None:
     """workspace: a terminal chat for small teams.
 
     Settings come from flags, then WORKSPACE_* environment variables, then the
-    config file (see `workspace_tui.config`), then built-in defaults.
+    config file (TOML: top-level keys for every command, a [table] per command),
+    then built-in defaults.
     """
     from workspace_tui.config import ConfigError, command_defaults, load_config
 
+    asking_for_help = any(arg in ("-h", "--help") for arg in sys.argv[1:])
     try:
         config = load_config()
     except ConfigError as exc:
+        if asking_for_help:  # a broken file must not hide the help that explains it
+            return
         raise click.UsageError(str(exc)) from None
+    if config:
+        _check_config(ctx, config)
     ctx.default_map = {name: command_defaults(config, name) for name in COMMANDS}
+
+
+def _check_config(ctx: click.Context, config: dict) -> None:
+    """Unknown keys, and values the options would refuse, are usage errors naming the file."""
+    from workspace_tui.config import unknown_keys
+    from workspace_tui.paths import config_file
+
+    group = ctx.command
+    assert isinstance(group, click.Group)
+    commands = {name: group.get_command(ctx, name) for name in COMMANDS}
+    options = {name: {p.name for p in cmd.params if p.name and isinstance(p, click.Option)}
+               for name, cmd in commands.items() if cmd is not None}
+    where = config_file()
+    problems = unknown_keys(config, options, nested={"chat": {"keys"}})
+    for name, cmd in commands.items():
+        if cmd is None:
+            continue
+        values = {k: v for k, v in config.items() if not isinstance(v, dict)}
+        values.update(config.get(name) if isinstance(config.get(name), dict) else {})
+        for param in cmd.params:
+            if param.name in values and isinstance(param, click.Option):
+                try:
+                    param.type_cast_value(ctx, values[param.name])
+                except click.BadParameter as exc:
+                    table = f"[{name}] " if param.name in (config.get(name) or {}) else ""
+                    problems.append(f"{table}{param.name} = {values[param.name]!r}: {exc.message}")
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise click.UsageError(f"in the config file {where}:\n  " + "\n  ".join(unique))
 
 
 def run() -> None:

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import click
 
 from workspace_tui.cli.options import connection_options, default_username
 
 
-@click.command()
+CHAT_EPILOG = """\b
+Exit codes:
+  0  you quit (Ctrl+Q)
+  1  the embedded server (--serve) could not start: the store or the port
+  2  usage error (a bad flag or config value), or no terminal to draw on
+"""
+
+
+@click.command(epilog=CHAT_EPILOG)
 @connection_options
 @click.option("--serve", is_flag=True, help="Also host an embedded server in this process, and join it.")
-@click.option("--port", type=int, default=4000, show_default=True, help="Port of the embedded server (--serve).")
+@click.option(
+    "--port",
+    envvar="WORKSPACE_PORT",
+    show_envvar=True,
+    type=click.IntRange(0, 65535),
+    default=4000,
+    show_default=True,
+    help="With --serve: TCP port of the embedded server.",
+)
 @click.option(
     "--db",
+    envvar="WORKSPACE_DB",
+    show_envvar=True,
     type=click.Path(dir_okay=False),
     default=None,
-    help="SQLite file of the embedded server (--serve).  [default: the user data directory]",
+    help="With --serve: SQLite file of the embedded server (:memory: for an ephemeral one).  [default: the user data directory]",
 )
 @click.option("--bell/--no-bell", default=True, show_default=True, help="Ring the terminal bell when you are mentioned.")
 @click.option(
@@ -55,6 +74,7 @@ def chat(
       "status.away" = "ctrl+a"
       "message.failed" = "f6"
     """
+    _need_a_terminal()
     keymap = _keymap_from_config()
     from workspace_tui.tui.app import ChatApp
 
@@ -67,7 +87,7 @@ def chat(
         if db is None:
             default_db_path().parent.mkdir(parents=True, exist_ok=True)
         serve_config = functools.partial(
-            start_server, ServerConfig(host="127.0.0.1", port=port, db_path=db_path, token=token)
+            _start_embedded, start_server, ServerConfig(host="127.0.0.1", port=port, db_path=db_path, token=token)
         )
         url = f"ws://127.0.0.1:{port}/ws"
 
@@ -84,6 +104,28 @@ def chat(
     app.run()
     if app.return_code:
         raise SystemExit(app.return_code)
+
+
+def _need_a_terminal() -> None:
+    """The app draws on the terminal: refuse (exit 2) rather than write escape codes into a pipe."""
+    import os
+    import sys
+
+    if os.environ.get("TERM") == "dumb":
+        raise click.UsageError("chat needs a terminal that can draw (TERM=dumb); use `workspace tail` and `workspace send` instead")
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise click.UsageError("chat needs a terminal (its input or output is not one); use `workspace tail` and `workspace send` in scripts")
+
+
+async def _start_embedded(start_server: Any, config: Any) -> Any:
+    """Start the embedded server; an error that stops it reads exactly as ``serve``'s does."""
+    from workspace_tui.backends.base import StoreError
+    from workspace_tui.cli.serve import startup_error
+
+    try:
+        return await start_server(config)
+    except (OSError, StoreError) as exc:
+        raise OSError(startup_error(exc, config.host, config.port)) from None
 
 
 def _keymap_from_config() -> dict[str, str]:

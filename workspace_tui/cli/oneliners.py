@@ -138,14 +138,69 @@ def send(
     sys.exit(code)
 
 
+class _Progress:
+    """A line on stderr now and then while a batch paced by the server's rate limit goes out."""
+
+    EVERY = 5.0  # seconds between two progress lines
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self.total = total
+        self.rate = 0  # messages per minute the server allows; 0 = no limit
+        self.clock = time.monotonic
+        self.last = self.clock()
+
+    def _eta(self, left: int) -> float:
+        # A full bucket lets the first `rate` through at once; the rest come one per 60/rate s.
+        return 60.0 * max(0, left - self.rate) / self.rate if self.rate else 0.0
+
+    def announce(self, left: int) -> None:
+        if self.rate and self._eta(left) > 5:
+            _err(f"workspace send: {left} message(s) at {self.rate} per minute (the server's limit):"
+                 f" about {_duration(self._eta(left))}")
+
+    def tick(self, done: int) -> None:
+        now = self.clock()
+        left = self.total - done
+        if self.rate and left and now - self.last >= self.EVERY and self._eta(left) > 5:
+            self.last = now
+            _err(f"workspace send: {done} of {self.total} delivered; about {_duration(self._eta(left))} to go")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` as ``1-3, 7, 9-10``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _strip_query(text: str) -> str:
+    """A reason without the query string the client adds to the URL (username, resume point...)."""
+    import re
+
+    return re.sub(r"(wss?://[^\s?]+)\?\S*", r"\1", text)
+
+
 async def _send(
     url: str, user: str, token: str | None, texts: list[str], as_json: bool, timeout: float, queue: bool
 ) -> int:
     import asyncio
 
+    from workspace_tui.protocol import sanitize_text
     from workspace_tui.client import (
         ChatClient,
         ConnectionState,
+        Joined,
         MessageAcknowledged,
         MessageFailed,
         StateChanged,
@@ -162,7 +217,11 @@ async def _send(
     failed: dict[str, str] = {}
     last_reason: str | None = None
     stopped: StateChanged | None = None
+    told_retrying = False
+    progress = _Progress(len(ours))
     loop = asyncio.get_running_loop()
+    # --timeout bounds the wait for the server and for each next acknowledgement, not the
+    # whole batch: a long --lines batch paced by the rate limit keeps going while it progresses.
     deadline = loop.time() + timeout
 
     await client.start()
@@ -176,9 +235,15 @@ async def _send(
                 event = await asyncio.wait_for(anext(events), remaining)
             except (asyncio.TimeoutError, StopAsyncIteration):
                 break
-            if isinstance(event, MessageAcknowledged):
+            if isinstance(event, Joined):
+                progress.rate = event.limits.messages_per_minute
+                progress.announce(len(waiting))
+            elif isinstance(event, MessageAcknowledged):
                 waiting.discard(event.client_msg_id)
                 acked[event.client_msg_id] = event.message
+                if event.client_msg_id in ours:
+                    deadline = loop.time() + timeout
+                    progress.tick(len([c for c in ours if c in acked]))
             elif isinstance(event, MessageFailed):
                 cmid = event.entry.client_msg_id
                 if cmid in waiting or cmid in ours:
@@ -192,10 +257,16 @@ async def _send(
                     break
                 if (
                     event.state is ConnectionState.RECONNECTING
+                    and event.status_code  # refused (429...), not unreachable: waiting cannot help
                     and event.delay is not None
                     and loop.time() + event.delay > deadline
                 ):
                     break  # the next attempt would come too late: say so now
+                if event.state is ConnectionState.RECONNECTING and event.reason and not told_retrying:
+                    told_retrying = True  # once: then quiet until it works or --timeout has passed
+                    left = max(0.0, deadline - loop.time())
+                    _err(f"workspace send: {_strip_query(sanitize_text(event.reason))}; retrying for {left:.0f} s"
+                         " more (--timeout)")
     finally:
         pending_ours = [c for c in ours if c not in acked and c not in failed]
         unreachable = client.state is not ConnectionState.CONNECTED
@@ -208,8 +279,6 @@ async def _send(
             if cmid in failed or (cmid in pending_ours and not keep and cmid not in in_doubt):
                 await client.discard(cmid)
         await client.close()
-
-    from workspace_tui.protocol import sanitize_text
 
     if as_json:
         import json
@@ -231,8 +300,12 @@ async def _send(
         return EXIT_REJECTED
     if any(c in failed for c in ours):
         return EXIT_REJECTED
+    if pending_ours and len(ours) > 1:
+        delivered = [i + 1 for i, c in enumerate(ours) if c in acked]
+        _err(f"workspace send: delivered {_ranges(delivered) or 'none'} of {len(ours)} lines;"
+             f" not delivered: {_ranges([i + 1 for i, c in enumerate(ours) if c not in acked])}")
     if pending_ours:
-        why = sanitize_text(last_reason or "no answer")
+        why = _strip_query(sanitize_text(last_reason or "no answer"))
         if keep:
             _err(
                 f"workspace send: server unreachable ({why}); {len(pending_ours)} message(s) kept in the"

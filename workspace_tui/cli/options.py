@@ -31,6 +31,31 @@ def _check_username(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
+def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A WebSocket URL with a host and a path, or a usage error that shows the right form."""
+    from urllib.parse import urlsplit
+
+    if "://" not in value:
+        raise click.BadParameter(f"{value!r} has no scheme; did you mean ws://{value.strip('/')}/ws?")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a URL ({exc}); it looks like ws://HOST:PORT/ws") from None
+    host = parts.hostname
+    where = f"{host}:{port}" if host and port else (host or "HOST:PORT")
+    secure = parts.scheme in ("wss", "https")
+    right = f"{'wss' if secure else 'ws'}://{where}{parts.path if parts.path not in ('', '/') else '/ws'}"
+    if parts.scheme not in ("ws", "wss"):
+        hint = f"; did you mean {right}?" if parts.scheme in ("http", "https") else f"; it looks like {right}"
+        raise click.BadParameter(f"{value!r} is not a WebSocket URL (ws:// or wss://){hint}")
+    if not host:
+        raise click.BadParameter(f"{value!r} has no host; it looks like ws://HOST:PORT/ws")
+    if parts.path in ("", "/"):
+        raise click.BadParameter(f"{value!r} has no path: the chat is at {right}")
+    return value
+
+
 def connection_options(f: F) -> F:
     """``--url``, ``--username``, ``--token``, with env vars and config defaults."""
     f = click.option(
@@ -53,6 +78,7 @@ def connection_options(f: F) -> F:
         show_envvar=True,
         default=DEFAULT_URL,
         show_default=True,
+        callback=_check_url,
         help="The server's WebSocket URL.",
     )(f)
     return f

@@ -66,7 +66,29 @@ def _opt(*names: str, envvar: str, **kw):  # type: ignore[no-untyped-def]
     return click.option(*names, envvar=envvar, show_envvar=True, show_default=True, **kw)
 
 
-@click.command()
+def startup_error(exc: BaseException, host: str, port: int) -> str:
+    """One readable line for why a server could not start (``serve`` and ``chat --serve``)."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return str(exc)  # already a sentence: the store, the broker
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {host}:{port}: the address is already in use (is another server running? try another --port)"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {host}:{port}: permission denied (ports below 1024 need privileges: try another --port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}:{port}: no such address on this machine (check --host)"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+SERVE_EPILOG = """\b
+Exit codes:
+  0    stopped by Ctrl-C or SIGTERM (every connection closed with 1001, the store flushed)
+  1    could not start: the store cannot be opened, the port is taken, the broker is unreachable
+  2    usage error (a bad flag, environment variable or config file value)
+  130  a second Ctrl-C while closing
+"""
+
+
+@click.command(epilog=SERVE_EPILOG)
 @_opt("--host", envvar="WORKSPACE_HOST", default="127.0.0.1", help="Interface to bind (0.0.0.0 for all).")
 @_opt("--port", envvar="WORKSPACE_PORT", default=4000, type=click.IntRange(0, 65535), help="TCP port (0 picks a free one).")
 @_opt(
@@ -145,6 +167,7 @@ def serve(
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
     from workspace_tui import paths
+    from workspace_tui.backends.base import StoreError
     from workspace_tui.server import ServerConfig, start_server
 
     logging.basicConfig(
@@ -196,12 +219,8 @@ def serve(
             running.add_signal_handler(sig, stop.set)
         try:
             server = await start_server(config)
-        except OSError as exc:
-            if broker and exc.errno is None:
-                raise click.ClickException(str(exc)) from None
-            if exc.errno == errno.EADDRINUSE:
-                raise click.ClickException(f"cannot listen on {host}:{port}: the address is already in use") from None
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except (OSError, StoreError) as exc:
+            raise click.ClickException(startup_error(exc, host, port)) from None
         click.echo(f"workspace server listening on {server.url} (store: {server.backend.label})")
         sys.stdout.flush()
         await stop.wait()

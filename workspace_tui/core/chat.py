@@ -66,7 +66,7 @@ from .history import (
     history_payload,
 )
 from .limits import Limiter
-from .outcomes import Duplicate, Failed, Outcome, RateLimited
+from .outcomes import Duplicate, Outcome, RateLimited
 from .presence import Presence, RemoteUser
 from .rules import Rules
 from .state import Conn, Draft, Refusal, Resume, Session, User

@@ -197,7 +197,7 @@ class ChatApp(App[None]):
             try:
                 self.server = await self.serve_config()
             except OSError as exc:
-                self.exit(return_code=1, message=Text(f"workspace: cannot start the embedded server: {exc}"))
+                self.exit(return_code=1, message=Text(f"workspace: {exc}"))
                 return
             self.url = self.server.url
             self.status_bar.server = self.url
