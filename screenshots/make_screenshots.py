@@ -3,8 +3,10 @@
     python screenshots/make_screenshots.py
 
 Starts an embedded server on a free port (SQLite in a temporary directory),
-connects bob, carol and dave with the real client, drives alice's ``ChatApp``
-with Textual's Pilot, and saves SVGs with ``App.save_screenshot``. PNGs are made
+connects ci-bot, bob, carol and dave with the real client, stages a morning of
+a small team (a staging deploy, a code review with a mention of alice, bob away
+at lunch, a production deploy), drives alice's ``ChatApp`` with Textual's Pilot
+at 140x40 and then 80x24, and saves SVGs with ``App.save_screenshot``. PNGs are made
 with ``rsvg-convert`` (``apt-get install librsvg2-bin``) or, failing that,
 ``cairosvg`` if installed.
 """
@@ -22,7 +24,9 @@ import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent
-SIZE = (112, 30)
+WIDE = (140, 40)
+SMALL = (80, 24)
+NAMES = ("conversation", "reconnecting", "help")
 
 
 async def wait_until(pilot, condition, timeout: float = 15.0) -> None:
@@ -31,6 +35,20 @@ async def wait_until(pilot, condition, timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("timed out waiting for the app")
         await pilot.pause(0.05)
+
+
+async def settled(client) -> None:
+    """Until the server has stored everything *client* sent, so the order on screen is the order here."""
+    deadline = time.monotonic() + 15
+    while client.outbox():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{client.username}: messages not acknowledged")
+        await asyncio.sleep(0.02)
+
+
+async def say(client, text: str) -> None:
+    await client.send(text)
+    await settled(client)
 
 
 async def main() -> None:
@@ -51,38 +69,55 @@ async def main() -> None:
         return ChatClient(url, username, token, backoff_base=0.5, backoff_cap=4.0)
 
     clients: dict[str, ChatClient] = {}
-    for name in ("bob", "carol", "dave", "dave2"):
-        client = factory(server.url, name.rstrip("2"), None)
+    for name in ("ci-bot", "bob", "carol", "dave", "dave-phone"):
+        client = factory(server.url, name.removesuffix("-phone"), None)  # dave is on his laptop and his phone
         await client.start()
         clients[name] = client
-    bob, carol, dave = clients["bob"], clients["carol"], clients["dave"]
-    await bob.send("morning all! is the deploy still on for today?")
-    await carol.send("yes, after lunch. I pushed the migration fix — it touches the outbox table and the resume logic, so a second pair of eyes would help")
-    await asyncio.sleep(0.3)
+    ci, bob, carol, dave = clients["ci-bot"], clients["bob"], clients["carol"], clients["dave"]
+
+    # The morning, before alice opens the chat: history she gets on joining.
+    await say(dave, "morning! standup moved to 10:30 today, the room is taken until then")
+    await say(carol, "the flaky test in test_resume is fixed on main, rebase if you still see it")
+    await say(ci, "deploy #1432 to staging finished: api 2.14.0, web 3.8.1 (all 412 checks green)")
+    await say(bob, "staging looks good from here, the login page is fast again")
+    await say(carol, "PR #218 is up: the outbox flush gets its own task, so a slow disk cannot stall sends anymore."
+              " @alice could you review? About 200 lines, most of them tests")
+    await say(dave, "I can take the migration half if that helps")
+    await say(bob, "heading out for lunch, back around 2. ping me if prod acts up")
+    await bob.set_presence("away")
+    await carol.set_presence("busy")
 
     app = ChatApp(server.url, "alice", client_factory=factory, bell=False, auto_away_minutes=0)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.status_bar.state is ConnectionState.CONNECTED and app.message_list.message_count >= 2)
-        await pilot.press(*"on it, reviewing now", "enter")
-        await bob.send("@alice can you check the [bold]markup[/] case too? it should show literally")
-        await dave.set_presence("away")
-        await carol.set_presence("busy")
-        await pilot.press(*"sure: see the test", "ctrl+j", *"test_markup_in_messages_and_names_is_shown_literally", "enter")
-        await wait_until(pilot, lambda: app.message_list.message_count >= 5 and not app.message_list.pending_ids)
-        await bob.set_typing(True)
-        await carol.set_typing(True)
-        await pilot.press(*"looks good to me")
-        await wait_until(pilot, lambda: len(app.typing_line.names) == 2)
+    async with app.run_test(size=WIDE) as pilot:
+        await wait_until(pilot, lambda: app.status_bar.state is ConnectionState.CONNECTED and app.message_list.message_count >= 7)
+        await wait_until(pilot, lambda: app.roster.status_of(bob.user_id or "") == "away")
+        await pilot.press(*"on it, reading the flush loop now", "enter")
+        await wait_until(pilot, lambda: not app.message_list.pending_ids)
+        await pilot.press(*"@carol one question on flush(): if the disk fills up mid-batch, do we retry the whole"
+                          " batch or only the rows that were not written?", "enter")
+        await wait_until(pilot, lambda: not app.message_list.pending_ids)
+        await say(carol, "only the rest: each row is marked as it is written, so a retry starts where it stopped."
+                  " test_flush_resumes_after_disk_full covers it")
+        await say(dave, "the migration is a no-op on an empty table, checked it against last night's snapshot")
+        await pilot.press(*"great, approved. ship it after the staging run", "enter")
+        await wait_until(pilot, lambda: app.message_list.message_count >= 12 and not app.message_list.pending_ids)
+        await say(ci, "deploy #1433 to production started by carol (PR #218)")
+        await dave.set_typing(True)
+        await wait_until(pilot, lambda: app.message_list.message_count >= 13 and app.typing_line.names == ["dave"])
+        await pilot.press(*"thanks both")
         await pilot.pause(0.3)
         app.chat_input.cursor_blink = False
         app.save_screenshot("conversation.svg", str(OUT))
 
-        # The server goes away: the banner counts down, messages queue.
-        await pilot.press(*["backspace"] * len("looks good to me"))
+        # A small terminal, and the server goes away: the roster folds away (F7 shows it),
+        # the status bar counts down to the next attempt, and what alice sends waits in the queue.
+        await pilot.press(*["backspace"] * len("thanks both"))
+        await dave.set_typing(False)
+        await pilot.resize_terminal(*SMALL)
         await server.close()
         await wait_until(pilot, lambda: app.status_bar.state is ConnectionState.RECONNECTING)
-        await pilot.press(*"is the server down for you too?", "enter")
-        await pilot.press(*"I'll wait, these will go out when it is back", "enter")
+        await pilot.press(*"is the chat down for you too?", "enter")
+        await pilot.press(*"these go out when it is back", "enter")
         await wait_until(pilot, lambda: "2 messages queued" in app.status_bar.connection_text())
         await wait_until(pilot, lambda: "Reconnecting in" in app.status_bar.connection_text())
         await pilot.pause(0.2)
@@ -90,11 +125,18 @@ async def main() -> None:
 
         server = await start_server(ServerConfig(port=port, db_path=db, rate_limit=0))
         await wait_until(pilot, lambda: not app.message_list.pending_ids, timeout=30)
-        await wait_until(pilot, lambda: len(app.roster.members) == 4, timeout=30)  # everyone is back
+        await wait_until(pilot, lambda: len(app.roster.members) == 5, timeout=30)  # everyone is back
+
+    # The help screen lists the keys as you have bound them, with the id to remap each:
+    # here alice's config.toml has [chat.keys] "status.away" = "ctrl+a".
+    helped = ChatApp(
+        server.url, "alice", client_factory=factory, bell=False, auto_away_minutes=0, keymap={"status.away": "ctrl+a"}
+    )
+    async with helped.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: helped.status_bar.state is ConnectionState.CONNECTED)
         await pilot.press("f1")
         await pilot.pause(0.3)
-        app.save_screenshot("help.svg", str(OUT))
-        await pilot.press("escape")
+        helped.save_screenshot("help.svg", str(OUT))
 
     for client in clients.values():
         await client.close()
@@ -126,7 +168,7 @@ def to_png(svg: Path) -> Path | None:
 
 if __name__ == "__main__":
     asyncio.run(main())
-    for name in ("conversation", "reconnecting", "help"):
+    for name in NAMES:
         svg = OUT / f"{name}.svg"
         png = to_png(svg)
         print(svg.relative_to(OUT.parent), "and", png.relative_to(OUT.parent) if png else "(no PNG converter)")

@@ -1,6 +1,8 @@
 """Where workspace keeps its files, in one place.
 
-Everything lives in the platformdirs locations for the app name ``workspace``.
+Everything lives in the platformdirs locations for the app name ``workspace``:
+the config file in the config directory; the server's store, the clients'
+outboxes, the chat's input history and remembered theme in the data directory.
 ``WORKSPACE_DATA_DIR`` and ``WORKSPACE_CONFIG_DIR`` override them (tests and
 multi-profile setups use this).
 """
@@ -52,3 +54,13 @@ def server_slug(url: str) -> str:
 def client_state_path(url: str, username: str) -> Path:
     """The client's outbox and resume state for one server and username."""
     return data_dir() / "clients" / server_slug(url) / f"{username}.sqlite3"
+
+
+def chat_settings_path() -> Path:
+    """What the chat remembers of your choices (the theme). Machine-written: ``config.toml`` stays yours."""
+    return data_dir() / "chat.json"
+
+
+def input_history_path(url: str, username: str) -> Path:
+    """What you sent from the chat to one server as one user, for Up/Down after a restart."""
+    return data_dir() / "clients" / server_slug(url) / f"{username}.history.json"

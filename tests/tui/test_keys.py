@@ -74,6 +74,9 @@ def test_chat_feeds_the_config_keymap_to_the_app(isolated_dirs, monkeypatch):
         seen["keymap"] = dict(self._keymap)
 
     monkeypatch.setattr(ChatApp, "run", fake_run)
+    import workspace_tui.cli.chat as chat_command
+
+    monkeypatch.setattr(chat_command, "_need_a_terminal", lambda: None)  # CliRunner has no terminal
     result = CliRunner().invoke(main, ["chat", "-u", "alice"])
     assert result.exit_code == 0, result.output
     assert seen["keymap"] == {"status.away": "ctrl+a", "message.failed": "f6"}

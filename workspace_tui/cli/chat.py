@@ -74,8 +74,8 @@ def chat(
       "status.away" = "ctrl+a"
       "message.failed" = "f6"
     """
+    keymap = _keymap_from_config()  # a mistake in the config file is said first, terminal or not
     _need_a_terminal()
-    keymap = _keymap_from_config()
     from workspace_tui.tui.app import ChatApp
 
     serve_config = None

@@ -151,14 +151,15 @@ class _Progress:
         self.clock = time.monotonic
         self.last = self.clock()
 
-    def _eta(self, left: int) -> float:
-        # A full bucket lets the first `rate` through at once; the rest come one per 60/rate s.
-        return 60.0 * max(0, left - self.rate) / self.rate if self.rate else 0.0
+    def _eta(self, left: int, burst: int = 0) -> float:
+        # A full bucket lets a burst through at once; the rest come one per 60/rate s.
+        return 60.0 * max(0, left - burst) / self.rate if self.rate else 0.0
 
     def announce(self, left: int) -> None:
-        if self.rate and self._eta(left) > 5:
+        eta = self._eta(left, burst=self.rate)
+        if self.rate and eta > 5:
             _err(f"workspace send: {left} message(s) at {self.rate} per minute (the server's limit):"
-                 f" about {_duration(self._eta(left))}")
+                 f" about {_duration(eta)}")
 
     def tick(self, done: int) -> None:
         now = self.clock()
@@ -200,6 +201,7 @@ async def _send(
     from workspace_tui.client import (
         ChatClient,
         ConnectionState,
+        ErrorReceived,
         Joined,
         MessageAcknowledged,
         MessageFailed,
@@ -218,6 +220,7 @@ async def _send(
     last_reason: str | None = None
     stopped: StateChanged | None = None
     told_retrying = False
+    refusal: str | None = None  # the server's last word on one of ours that it will take later
     progress = _Progress(len(ours))
     loop = asyncio.get_running_loop()
     # --timeout bounds the wait for the server and for each next acknowledgement, not the
@@ -244,6 +247,8 @@ async def _send(
                 if event.client_msg_id in ours:
                     deadline = loop.time() + timeout
                     progress.tick(len([c for c in ours if c in acked]))
+            elif isinstance(event, ErrorReceived) and event.client_msg_id in waiting:
+                refusal = f"{event.message} ({event.code})"
             elif isinstance(event, MessageFailed):
                 cmid = event.entry.client_msg_id
                 if cmid in waiting or cmid in ours:
@@ -316,7 +321,10 @@ async def _send(
             _err(f"workspace send: server unreachable within {timeout:g} s: {why}")
             return EXIT_UNREACHABLE
         dropped = len(pending_ours) - len(in_doubt)
-        if dropped:
+        if refusal is not None:
+            _err(f"workspace send: not delivered within {timeout:g} s: the server said {sanitize_text(refusal)}"
+                 + ("; the message was not kept" if dropped else ""))
+        elif dropped:
             _err(
                 f"workspace send: rejected: not acknowledged within {timeout:g} s"
                 " (rate limited or the server is too busy); the message was not kept"

@@ -221,6 +221,7 @@ def serve(
             server = await start_server(config)
         except (OSError, StoreError) as exc:
             raise click.ClickException(startup_error(exc, host, port)) from None
+        logging.getLogger("workspace.server").info("event loop: %s", "uvloop" if factory else "asyncio")
         click.echo(f"workspace server listening on {server.url} (store: {server.backend.label})")
         sys.stdout.flush()
         await stop.wait()
@@ -228,7 +229,6 @@ def serve(
         await server.close()
 
     factory = _loop_factory(loop)
-    logging.getLogger("workspace.server").info("event loop: %s", "uvloop" if factory else "asyncio")
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(run())

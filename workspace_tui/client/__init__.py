@@ -15,7 +15,8 @@ The life of one of our messages: ``MessagePending`` (also replayed by
 already got it, or ``MessageFailed`` (kept on disk until ``retry()`` or
 ``discard()``). A ``rate_limited`` answer is not a failure: the client waits
 and resends by itself (an informational ``ErrorReceived`` with
-``client_msg_id`` set says so).
+``client_msg_id`` set says so), and ``SendPaced`` says how long each wait for the
+rate limit is. ``reconnect_now()`` cuts a wait between attempts short.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from workspace_tui.client.events import (
     MessageReceived,
     OutboxEntry,
     PresenceChanged,
+    SendPaced,
     StateChanged,
     TypingChanged,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "MessageReceived",
     "OutboxEntry",
     "PresenceChanged",
+    "SendPaced",
     "StateChanged",
     "TypingChanged",
 ]

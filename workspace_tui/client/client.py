@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from workspace_tui.client.events import (
     MessagePending,
     MessageReceived,
     OutboxEntry,
+    SendPaced,
     StateChanged,
 )
 from workspace_tui.client.ledger import Ledger
@@ -122,6 +124,7 @@ class ChatClient:
         self._loaded: list[str] = []  # entries found on disk when the store was opened
         self._attempt = 0
         self._stopping = asyncio.Event()
+        self._retry_now = asyncio.Event()  # reconnect_now(): cut the wait before the next attempt
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
@@ -129,6 +132,7 @@ class ChatClient:
         self._closing = False
         self._closed = asyncio.Event()
         self._status: str | None = None
+        self._status_unsent = False  # set_presence() while disconnected: re-apply it on the next join
         self._seen = SeenIds(SEEN_IDS_MAX)
         self._last_id: str | None = None
         self._last_id_dirty = False
@@ -137,6 +141,7 @@ class ChatClient:
         self._resuming = False
         self._gate = SendGate()
         self._last_send = 0.0
+        self._paced_until = 0.0  # when the last announced SendPaced wait ends
 
     # -- public API -----------------------------------------------------------
 
@@ -153,6 +158,22 @@ class ChatClient:
     @property
     def connected(self) -> bool:
         return self.state is ConnectionState.CONNECTED
+
+    @property
+    def status(self) -> str | None:
+        """Our status: set here, or in another window of ours (the server tells every connection
+        of a user), or found in the roster on join; ``None`` until one of those happened."""
+        return self._status
+
+    def reconnect_now(self) -> bool:
+        """Make the next connection attempt now instead of at the end of the backoff wait.
+
+        Returns ``False`` (nothing done) unless the client is waiting to reconnect.
+        """
+        if self._closing or self.state is not ConnectionState.RECONNECTING:
+            return False
+        self._retry_now.set()
+        return True
 
     def outbox(self) -> list[OutboxEntry]:
         """Every outbox entry in send order, failed ones included."""
@@ -240,7 +261,8 @@ class ChatClient:
         if status not in p.STATUSES:
             raise ValueError(f"status must be one of {', '.join(p.STATUSES)}")
         self._status = status
-        await self._send_frame(p.UpdatePresence(status))
+        # Chosen while disconnected: newer than what the server has, so it wins on the next join.
+        self._status_unsent = not await self._send_frame(p.UpdatePresence(status))
 
     async def set_typing(self, is_typing: bool) -> None:
         """Tell the others we are (not) typing; dropped while disconnected."""
@@ -308,12 +330,13 @@ class ChatClient:
         delay: float | None = None,
         reason: str | None = None,
         status_code: int | None = None,
+        detail: str | None = None,
     ) -> None:
         self.state = state
         if state is ConnectionState.STOPPED:
             self.stop_reason = reason
             self.stop_status = status_code
-        self._emit(StateChanged(state, attempt, delay, reason, self.queued, status_code))
+        self._emit(StateChanged(state, attempt, delay, reason, self.queued, status_code, detail))
 
     def _check(self, entry: OutboxEntry) -> tuple[str, str] | None:
         """Why *entry* can never be accepted, or ``None``."""
@@ -361,6 +384,7 @@ class ChatClient:
                 self._set_state(ConnectionState.CONNECTING, attempt=1)
             status: int | None = None
             delay: float | None = None
+            detail: str | None = None
             try:
                 self.handshakes += 1
                 headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
@@ -390,15 +414,19 @@ class ChatClient:
                         + (f": {body}" if body else "")
                         + f"); close another session, or wait: retrying in {delay:.0f} s"
                     )
+                    detail = f"refused (HTTP 429): {body or 'too many connections'}"
                 else:
                     reason = f"server refused the connection (HTTP {status})"
+                    detail = reason + (f": {body}" if body else "")
             except InvalidURI as exc:
                 self._stop(f"invalid URL: {exc}", None)
                 return
             except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                reason = f"cannot reach {self.url}: {_describe(exc)}"
+                detail = _describe(exc)
+                reason = f"cannot reach {self.url}: {detail}"
             except Exception as exc:  # noqa: BLE001 - anything else: say it and keep trying
-                reason = f"cannot connect to {self.url}: {_describe(exc)}"
+                detail = _describe(exc)
+                reason = f"cannot connect to {self.url}: {detail}"
             else:
                 try:
                     reason, up = await self._session(ws)
@@ -414,20 +442,32 @@ class ChatClient:
                     self.backoff.reset()
                     attempt = 1
             if not self.reconnect:
-                self._stop(reason, status)
+                self._stop(reason, status, detail)
                 return
             if delay is None:
                 delay = self.backoff.next_delay()
+            self._retry_now.clear()
             self._set_state(
-                ConnectionState.RECONNECTING, attempt=attempt + 1, delay=delay, reason=reason, status_code=status
+                ConnectionState.RECONNECTING,
+                attempt=attempt + 1,
+                delay=delay,
+                reason=reason,
+                status_code=status,
+                detail=detail,
             )
-            try:
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+            await self._wait_before_retry(delay)
 
-    def _stop(self, reason: str, status: int | None) -> None:
-        self._set_state(ConnectionState.STOPPED, reason=reason, status_code=status)
+    async def _wait_before_retry(self, delay: float) -> None:
+        """Sleep *delay* seconds, less if the client is closed or :meth:`reconnect_now` is called."""
+        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._retry_now.wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _stop(self, reason: str, status: int | None, detail: str | None = None) -> None:
+        self._set_state(ConnectionState.STOPPED, reason=reason, status_code=status, detail=detail)
         self._flush_last_id(force=True)
         self._events.put_nowait(_END)
         self._closed.set()
@@ -450,12 +490,12 @@ class ChatClient:
                     if joined_at is not None:
                         continue  # only the first one counts
                     joined_at = time.monotonic()
-                    self._on_connected(frame)
+                    reapply = self._on_connected(frame)
                     helpers = [
                         asyncio.create_task(self._pump(ws)),
                         asyncio.create_task(self._heartbeat(ws)),
                     ]
-                    if self._status is not None:
+                    if reapply and self._status is not None:
                         await ws.send(self._encode(p.UpdatePresence(self._status)))
                     continue
                 self._on_frame(frame)
@@ -485,8 +525,10 @@ class ChatClient:
         self._ledger.connection_closed()
         return reason, (time.monotonic() - joined_at) if joined_at is not None else None
 
-    def _on_connected(self, frame: p.Connected) -> None:
+    def _on_connected(self, frame: p.Connected) -> bool:
+        """Take in a ``connected`` frame; ``True`` when our status must be sent (re-applied)."""
         self.user_id = frame.user_id
+        reapply = self._settle_status(frame)
         self.limits = frame.limits
         now = time.monotonic()
         self._gate.connected(self.limits.messages_per_minute, now)
@@ -502,7 +544,13 @@ class ChatClient:
             self._have_resume_point = True
         self._emit(
             Joined(
-                frame.user_id, frame.username, frame.connected_users, frame.users, frame.limits, self._resuming
+                frame.user_id,
+                frame.username,
+                frame.connected_users,
+                frame.users,
+                frame.limits,
+                self._resuming,
+                self._status if self.present else None,
             )
         )
         # Messages stored by another process of this user since we started.
@@ -512,6 +560,31 @@ class ChatClient:
                 if entry.failed:
                     self._emit(MessageFailed(entry, self._ledger.codes[entry.client_msg_id], entry.error or ""))
         self._wake.set()
+        return reapply
+
+    def _settle_status(self, frame: p.Connected) -> bool:
+        """Our status after a join, from the roster the server sent; ``True`` when ours must be re-applied.
+
+        The roster has our entry with the server's idea of our status (none when we appear
+        offline). A status chosen here while disconnected wins. A fresh client takes the server's: a window opened while busy starts busy. A client that
+        already had a status takes the server's too, unless the server can only have forgotten
+        it (it says ``online`` and this is our only connection: a restart, or a long absence):
+        then ours goes back to the server.
+        """
+        if not self.present:
+            return False
+        mine = next((u for u in frame.users if u.user_id == frame.user_id), None)
+        theirs = mine.status if mine is not None else "offline"
+        if self._status_unsent:
+            self._status_unsent = False
+            return self._status is not None and self._status != theirs
+        if self._status is None or self._status == theirs:
+            self._status = theirs
+            return False
+        if theirs == "online" and mine is not None and mine.connections <= 1:
+            return True
+        self._status = theirs
+        return False
 
     def _on_frame(self, frame: p.ServerFrame | None) -> None:
         if isinstance(frame, p.MessageNew):
@@ -521,6 +594,14 @@ class ChatClient:
         elif isinstance(frame, p.History):
             self._on_history(frame)
         elif isinstance(frame, (p.PresenceChanged, p.TypingChanged)):
+            if (
+                isinstance(frame, p.PresenceChanged)
+                and self.present
+                and frame.user_id == self.user_id
+                and frame.connections is not None
+                and frame.status in p.STATUSES
+            ):
+                self._status = frame.status  # set in another window of ours: re-applied after a reconnect
             self._emit(frame)  # already the consumer's event type
         elif isinstance(frame, p.ServerError):
             self._on_error(frame)
@@ -626,8 +707,14 @@ class ChatClient:
             if entry is None or len(self._ledger.in_flight) >= self._gate.window:
                 await self._wake.wait()
                 continue
-            wait = self._gate.delay(time.monotonic())
+            now = time.monotonic()
+            wait = self._gate.delay(now)
             if wait > 0:
+                if abs(now + wait - self._paced_until) > 0.25:  # a new wait, not the end of the last one
+                    self._paced_until = now + wait
+                    self._emit(
+                        SendPaced(wait, self._gate.per_minute, self._ledger.queued, self._gate.pause_until > now)
+                    )
                 await asyncio.sleep(wait)
                 continue
             problem = self._check(entry)
@@ -680,5 +767,9 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, OSError) and str(exc).startswith("Multiple exceptions") and "Connect call failed" in str(exc):
+        return "connection refused"  # every address of the host (IPv4 and IPv6) refused
     text = str(exc) or type(exc).__name__
     return p.sanitize_text(text)

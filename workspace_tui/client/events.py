@@ -27,6 +27,7 @@ class StateChanged(NamedTuple):
     reason: str | None = None  # why we are reconnecting or stopped, readable
     queued: int = 0  # messages in the outbox not yet acknowledged
     status_code: int | None = None  # HTTP status of a refused handshake (400, 401, 429), if any
+    detail: str | None = None  # the reason in a few words for a status line (no URL, no retry advice); None: see reason
 
 
 class Joined(NamedTuple):
@@ -38,6 +39,9 @@ class Joined(NamedTuple):
     users: tuple[RosterEntry, ...]
     limits: Limits
     resumed: bool  # True when this is a reconnect that resumes with ``since=``
+    # Our status from now on: ours re-applied, or what the server had (set in another window of
+    # ours); ``None`` for a quiet connection (``present=False``).
+    status: str | None = None
 
 
 class HistoryReceived(NamedTuple):
@@ -54,6 +58,19 @@ class MessageReceived(NamedTuple):
 
     message: ChatMessage
     own: bool = False
+
+
+class SendPaced(NamedTuple):
+    """The outbox waits before its next send: the server's rate limit (mirrored here), or a pause
+    the server asked for after refusing one of ours with ``rate_limited``.
+
+    Emitted each time the wait starts; the send itself follows by itself after ``delay``.
+    """
+
+    delay: float  # seconds until the next message may go
+    per_minute: int  # the server's limit (``messagesPerMinute``; 0 when unknown or off)
+    queued: int  # messages waiting in the outbox
+    refused: bool = False  # True when the server refused one of ours (``rate_limited``) and asked to wait
 
 
 class ErrorReceived(NamedTuple):
@@ -112,6 +129,7 @@ ClientEvent = Union[
     MessagePending,
     MessageAcknowledged,
     MessageFailed,
+    SendPaced,
 ]
 
 __all__ = [
@@ -126,6 +144,7 @@ __all__ = [
     "MessageReceived",
     "OutboxEntry",
     "PresenceChanged",
+    "SendPaced",
     "StateChanged",
     "TypingChanged",
 ]

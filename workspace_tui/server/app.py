@@ -396,7 +396,14 @@ class Server:
         return out
 
     def on_message(self, peer: Connection, data: str | bytes) -> None:
-        self.core.receive(peer.conn, data)  # type: ignore[arg-type]
+        conn = peer.conn
+        assert conn is not None
+        try:
+            self.core.receive(conn, data)
+        except Exception as exc:  # a bug must not take the connection down, nor put text in the log
+            log.error("internal error on a frame from %s (%s); the frame was dropped", conn.user.username,
+                      type(exc).__name__)
+            log.debug("the internal error", exc_info=True)
         self.run()
 
     def on_ping(self, peer: Connection) -> None:

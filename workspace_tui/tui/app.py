@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -19,7 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, TextArea
+from textual.widgets import TextArea
 
 from workspace_tui.client.events import (
     ClientEvent,
@@ -32,16 +33,20 @@ from workspace_tui.client.events import (
     MessagePending,
     MessageReceived,
     PresenceChanged,
+    SendPaced,
     StateChanged,
     TypingChanged,
 )
+from workspace_tui.paths import input_history_path
 from workspace_tui.tui import messages as m
+from workspace_tui.tui import remembered
 from workspace_tui.tui.format import mentions, safe
 from workspace_tui.tui.keys import KEY_IDS
 from workspace_tui.tui.screens.failed import FailedScreen
 from workspace_tui.tui.screens.help import HelpScreen
 from workspace_tui.tui.screens.join import JoinScreen
 from workspace_tui.tui.widgets.chat_input import ChatInput
+from workspace_tui.tui.widgets.key_footer import KeyFooter
 from workspace_tui.tui.widgets.message_list import MessageList
 from workspace_tui.tui.widgets.roster import Roster
 from workspace_tui.tui.widgets.status_bar import StatusBar
@@ -50,6 +55,7 @@ from workspace_tui.tui.widgets.typing_line import TypingLine
 TYPING_REFRESH = 3.0  # resend "typing" at most this often while editing
 TYPING_IDLE = 4.0  # "stopped typing" after this long without an edit
 HISTORY_PAGE = 100
+ROSTER_MIN_COLUMNS = 100  # narrower terminals hide the roster until roster.toggle (F7) shows it
 
 
 def message_for(event: ClientEvent) -> m.Message | None:
@@ -61,9 +67,11 @@ def message_for(event: ClientEvent) -> m.Message | None:
     if isinstance(event, PresenceChanged):
         return m.PresenceUpdated(event.user_id, event.username, event.status, event.connections)
     if isinstance(event, StateChanged):
-        return m.ConnectionChanged(event.state, event.attempt, event.delay, event.reason, event.queued)
+        return m.ConnectionChanged(
+            event.state, event.attempt, event.delay, event.reason, event.queued, event.detail, event.status_code
+        )
     if isinstance(event, Joined):
-        return m.ChatJoined(event.user_id, event.username, event.users, event.limits, event.resumed)
+        return m.ChatJoined(event.user_id, event.username, event.users, event.limits, event.resumed, event.status)
     if isinstance(event, HistoryReceived):
         return m.HistoryLoaded(event.messages, event.reason, event.has_more, event.gap)
     if isinstance(event, MessagePending):
@@ -73,7 +81,9 @@ def message_for(event: ClientEvent) -> m.Message | None:
     if isinstance(event, MessageFailed):
         return m.OwnMessageFailed(event.entry, event.code, event.reason)
     if isinstance(event, ErrorReceived):
-        return m.ServerErrorReceived(event.code, event.message)
+        return m.ServerErrorReceived(event.code, event.message, event.client_msg_id, event.retry_after_ms)
+    if isinstance(event, SendPaced):
+        return m.SendingPaced(event.delay, event.per_minute, event.queued, event.refused)
     return None
 
 
@@ -94,6 +104,8 @@ class ChatApp(App[None]):
 
     CSS_PATH = "chat.tcss"
     TITLE = "workspace"
+    # Classes on each screen by terminal width: chat.tcss hides the roster on "-narrow" ones.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (ROSTER_MIN_COLUMNS, "-wide")]
 
     # Every binding has an id: users remap them in the config file ([chat.keys], see tui/keys.py).
     BINDINGS = [
@@ -108,6 +120,10 @@ class ChatApp(App[None]):
         _binding("messages.page_up", "scroll_messages(-1)", "Page up", show=False, priority=True),
         _binding("messages.page_down", "scroll_messages(1)", "Page down", show=False, priority=True),
         _binding("messages.bottom", "jump_to_bottom", "Latest", show=False),
+        # priority: the message input's own F7 (select all) gives way
+        _binding("roster.toggle", "toggle_roster", "Roster", priority=True),
+        # not in the footer: the status bar shows it next to the reason, while there is one
+        _binding("connection.reconnect", "reconnect_now", "Reconnect", show=False),
     ]
 
     def __init__(
@@ -162,10 +178,28 @@ class ChatApp(App[None]):
         self._typing_last = 0.0
         self._typing_timer: Any = None
         self._open_batch: list[tuple[Any, bool]] | None = None  # see ChatMessagesReceived
+        self._theme_restored = False  # from compose on, a theme change is the user's pick: remembered
+        self._history_path: Path | None = None  # this server and user's input history, once joined
+        self._told_cannot_remember = False
+        self._rate_toast_at = 0.0  # when we last said that sends are paced (once per burst, not per refusal)
+
+    def get_driver_class(self) -> Any:
+        """Textual's driver; on Linux and macOS one that reads ESC CR (Alt+Enter in tmux) as Alt+Enter."""
+        driver_class = super().get_driver_class()
+        if driver_class.__module__ == "textual.drivers.linux_driver":
+            from workspace_tui.tui.driver import chat_driver_class
+
+            driver_class = chat_driver_class(driver_class)
+        return driver_class
 
     # -- layout --------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # The theme you picked last time, before the first paint (no flash of the default one).
+        saved = remembered.load_theme()
+        if saved and saved in self.available_themes and saved != self.theme:
+            self.theme = saved
+        self._theme_restored = True
         # Widgets are kept by reference: network messages keep arriving while a
         # modal screen (help, command palette) is on top, where a query would miss.
         self.message_list = MessageList(self.username or "", id="messages")
@@ -180,10 +214,11 @@ class ChatApp(App[None]):
                 yield self.chat_input
             yield self.roster
         yield self.status_bar
-        yield Footer(id="footer")
+        yield KeyFooter(id="footer")
 
     async def on_mount(self) -> None:
         self.chat_input.focus()
+        self.status_bar.reconnect_key = self.key_for("connection.reconnect")
         if self._keymap:
             self.message_list.failed_hint = (
                 f"{self.key_for('message.retry')} retry · {self.key_for('message.discard')} discard"
@@ -214,6 +249,7 @@ class ChatApp(App[None]):
         self.username = username
         self.sub_title = f"{username} @ {self.url}"
         self.message_list.set_username(username)
+        self._restore_input_history()
         self.client = self.client_factory(self.url, username, self.token)
         await self.client.start()
         self._pump_events(self.client)
@@ -299,6 +335,48 @@ class ChatApp(App[None]):
         key = self._keymap.get(binding_id) or KEY_IDS[binding_id][0]
         return self.get_key_display(Binding(key.split(",")[0], ""))
 
+    async def action_reconnect_now(self) -> None:
+        """Try to connect now: cuts the wait before the next attempt short, or starts again after a refusal."""
+        client = self.client
+        if client is None:
+            self.notify("Not joined yet.", timeout=3)
+        elif client.reconnect_now():
+            self.status_bar.set_connection(ConnectionState.RECONNECTING, attempt=self.status_bar.attempt)
+        elif client.state is ConnectionState.STOPPED and self.username:
+            # The server refused us for good (bad token or name) or the client stopped: a fresh start.
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - replacing it anyway
+                pass
+            await self._join(self.username)
+        elif client.state is ConnectionState.CONNECTED:
+            self.notify("Already connected.", timeout=3)
+        else:
+            self.notify("Connecting already…", timeout=3)
+
+    async def action_quit(self) -> None:
+        """Quit; with messages still queued, ask first (Ctrl+Q again quits)."""
+        from workspace_tui.tui.screens.quit import QuitScreen
+
+        queued = 0
+        if self.client is not None:
+            try:
+                queued = int(self.client.queued)
+            except Exception:  # noqa: BLE001 - quitting must always work
+                queued = 0
+        if not queued or isinstance(self.screen, QuitScreen):
+            self.exit()
+            return
+
+        def answered(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit()
+
+        self.push_screen(QuitScreen(queued, self.key_for_quit()), answered)
+
+    def key_for_quit(self) -> str:
+        return self.get_key_display(Binding("ctrl+q", ""))
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -355,6 +433,44 @@ class ChatApp(App[None]):
 
     def action_jump_to_bottom(self) -> None:
         self.message_list.jump_to_bottom()
+
+    # -- what survives a restart: the theme, the input history ---------------
+
+    def watch_theme(self, theme: str) -> None:
+        if not self._theme_restored:
+            return  # set before compose (by a caller or a test): not the user's pick
+        try:
+            remembered.save_theme(theme)
+        except OSError as exc:
+            self._cannot_remember("the theme", exc)
+
+    def _restore_input_history(self) -> None:
+        """Up/Down recall what you sent to this server as this user in earlier runs too."""
+        self._history_path = input_history_path(self.url, self.username or "")
+        earlier = remembered.load_history(self._history_path)
+        sent = self.chat_input.sent
+        sent[:0] = [text for text in earlier if text not in sent]
+
+    @on(m.SendText)
+    def _remember_sent(self, message: m.SendText) -> None:
+        if self._history_path is None:
+            return
+        try:
+            remembered.remember_sent(self._history_path, message.text)
+        except OSError as exc:
+            self._cannot_remember("your input history", exc)
+
+    def _cannot_remember(self, what: str, exc: OSError) -> None:
+        if not self._told_cannot_remember:
+            self._told_cannot_remember = True
+            self.notify(f"Cannot save {what}: {exc}", severity="warning", timeout=8, markup=False)
+
+    def action_toggle_roster(self) -> None:
+        """Show or hide the roster; the choice then holds at any width (until the app restarts)."""
+        screen = self.roster.screen
+        show = not self.roster.display
+        screen.set_class(show, "-roster-shown")
+        screen.set_class(not show, "-roster-hidden")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -416,7 +532,14 @@ class ChatApp(App[None]):
     # -- events from the network ---------------------------------------------
 
     def on_connection_changed(self, message: m.ConnectionChanged) -> None:
-        self.status_bar.set_connection(message.state, attempt=message.attempt, delay=message.delay, reason=message.reason)
+        self.status_bar.set_connection(
+            message.state,
+            attempt=message.attempt,
+            delay=message.delay,
+            reason=message.reason,
+            detail=message.detail,
+            status_code=message.status_code,
+        )
         self.status_bar.set_queued(message.queued)
         if message.state is ConnectionState.STOPPED and message.reason:
             self.notify(f"Disconnected: {safe(message.reason)}", severity="error", timeout=10, markup=False)
@@ -427,6 +550,8 @@ class ChatApp(App[None]):
     def on_chat_joined(self, message: m.ChatJoined) -> None:
         self.user_id = message.user_id
         self.roster.reset(message.user_id, message.users)
+        if message.status is not None and message.status != self.status:
+            self._adopt_status(message.status)  # set in another window of ours (or before this one opened)
         # Presence frames go to the others; our own entry shows what we chose.
         self.roster.update_user(message.user_id, message.username, self.status)
         self._refresh_queued()
@@ -478,9 +603,17 @@ class ChatApp(App[None]):
         self._refresh_queued()
         self.refresh_bindings()
 
+    def _adopt_status(self, status: str) -> None:
+        """Show a status chosen in another window of ours (the client already knows it)."""
+        self.status, self.auto_away_from = status, None
+        self.status_bar.set_status(status)
+
     def on_presence_updated(self, message: m.PresenceUpdated) -> None:
         if message.user_id == self.user_id and message.connections is None:
             return  # our own echo: the status bar already shows what we chose
+        if message.user_id == self.user_id and message.status != self.status:
+            # The server tells our other connections when we set a status in one: follow it.
+            self._adopt_status(message.status)
         status = self.status if message.user_id == self.user_id else message.status
         self.roster.update_user(message.user_id, message.username, status, message.connections)
         if message.status == "offline" and message.connections == 0:
@@ -491,7 +624,26 @@ class ChatApp(App[None]):
             self.typing_line.set_typing(message.user_id, message.username, message.is_typing)
 
     def on_server_error_received(self, message: m.ServerErrorReceived) -> None:
-        self.notify(safe(f"{message.code}: {message.message}"), severity="warning", timeout=5, markup=False)
+        if message.client_msg_id is not None and message.code in ("rate_limited", "unavailable"):
+            # The client waits and sends it again by itself: say so once per burst, in words.
+            now = time.monotonic()
+            if now - self._rate_toast_at < 30:
+                return
+            self._rate_toast_at = now
+            if message.code == "rate_limited":
+                limit = self.client.limits.messages_per_minute if self.client is not None else 0
+                takes = f"takes at most {limit} messages a minute" if limit else "limits how fast you send"
+                text = f"Sending more slowly: the server {takes}. Your messages wait in order and go out by themselves."
+            else:
+                text = "The server could not store a message just now; it is sent again by itself."
+            self.notify(text, title="Messages paced", timeout=6, markup=False)
+            return
+        text = safe(message.message) or "(no reason given)"
+        self.notify(f"The server refused a request: {text}", severity="warning", timeout=6, markup=False)
+
+    def on_sending_paced(self, message: m.SendingPaced) -> None:
+        self.status_bar.set_queued(message.queued)
+        self.status_bar.set_paced(message.delay, message.per_minute, message.refused)
 
     def _refresh_queued(self) -> None:
         if self.client is not None:

@@ -1,4 +1,4 @@
-"""Pure presentation helpers: user colours, status glyphs, times, the typing line.
+"""Pure presentation helpers: user colours, status glyphs, times, the typing line, mentions, links.
 
 No widgets here, so the rules are easy to unit-test. Everything that comes from
 the network goes through :func:`safe` before it reaches a ``rich.text.Text``.
@@ -7,6 +7,7 @@ the network goes through :func:`safe` before it reaches a ``rich.text.Text``.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from typing import Final
 
@@ -27,6 +28,12 @@ USER_COLOURS: Final = (
     "#f9f06b",
     "#99c1f1",
 )
+
+# An http(s) URL: RFC 3986 characters only (printable ASCII, no quotes, no angle brackets), so
+# a link target can never hold a control character or an escape sequence, whatever the text.
+_URL: Final = re.compile(r"(?<![\w.+\-/])https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
+_TRAILING: Final = ".,;:!?'*"  # sentence punctuation after a URL is not part of it
+_CLOSERS: Final = {")": "(", "]": "["}
 
 STATUS_GLYPHS: Final = {"online": "●", "away": "◐", "busy": "⊘", "offline": "○"}
 STATUS_COLOURS: Final = {"online": "#2ec27e", "away": "#e5a50a", "busy": "#e01b24", "offline": "#8a8a8a"}
@@ -83,6 +90,32 @@ def typing_text(names: list[str]) -> str:
     if len(names) == 3:
         return f"{names[0]}, {names[1]} and {names[2]} are typing…"
     return f"{len(names)} people are typing…"
+
+
+def links(text: str) -> list[tuple[int, int, str]]:
+    """The http(s) URLs in (sanitized) ``text``: ``(start, end, url)`` with ``text[start:end] == url``.
+
+    Punctuation that ends a sentence is left out, and so is a closing bracket the
+    URL did not open (``(see https://x.org/a)`` links ``https://x.org/a``,
+    ``https://x.org/w_(y)`` keeps its own). Other schemes (``javascript:``,
+    ``file:``) are never links.
+    """
+    if "://" not in text:
+        return []
+    out: list[tuple[int, int, str]] = []
+    for match in _URL.finditer(text):
+        url = match.group()
+        while url:
+            last = url[-1]
+            if last in _TRAILING or (last in _CLOSERS and url.count(_CLOSERS[last]) < url.count(last)):
+                url = url[:-1]
+            else:
+                break
+        rest = url.partition("://")[2]
+        if not rest[:1].isalnum():
+            continue  # "https://" alone, or no host
+        out.append((match.start(), match.start() + len(url), url))
+    return out
 
 
 def mentions(text: str, username: str) -> list[tuple[int, int]]:

@@ -29,6 +29,8 @@ KEY_IDS: dict[str, tuple[str, str]] = {
     "messages.page_up": ("pageup", "Scroll up; the top loads older messages"),
     "messages.page_down": ("pagedown", "Scroll down"),
     "messages.bottom": ("ctrl+end", "Jump to the latest message"),
+    "roster.toggle": ("f7", "Show or hide who is here (starts hidden below 100 columns)"),
+    "connection.reconnect": ("ctrl+r", "Reconnect now, without waiting for the next attempt"),
 }
 
 # Keys the message input needs for typing and moving: a remapped binding may not take them.

@@ -26,6 +26,8 @@ class ConnectionChanged(Message):
     delay: float | None = None
     reason: str | None = None
     queued: int = 0
+    detail: str | None = None  # the reason in a few words, for the status bar
+    status_code: int | None = None  # HTTP status of a refused handshake (429...)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ChatJoined(Message):
     users: tuple[RosterEntry, ...]
     limits: Limits
     resumed: bool = False
+    status: str | None = None  # our status from now on (ours, or set in another window of ours)
 
 
 @dataclass
@@ -116,11 +119,23 @@ class TypingUpdated(Message):
 
 
 @dataclass
+class SendingPaced(Message):
+    """Our next message waits ``delay`` seconds for the server's rate limit (``refused``: the server asked)."""
+
+    delay: float
+    per_minute: int
+    queued: int
+    refused: bool = False
+
+
+@dataclass
 class ServerErrorReceived(Message):
-    """An ``error`` frame not tied to one of our messages."""
+    """An ``error`` frame not tied to a failure of one of our messages (``client_msg_id``: one the client resends)."""
 
     code: str
     message: str
+    client_msg_id: str | None = None
+    retry_after_ms: int | None = None
 
 
 # -- from widgets (imperative) -----------------------------------------------

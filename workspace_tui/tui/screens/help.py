@@ -1,7 +1,8 @@
-"""The help screen (F1 or ``?`` in an empty input): every key, as currently bound, with its id for remapping."""
+"""The help screen (F1): every key, as currently bound, with its id for remapping."""
 
 from __future__ import annotations
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,8 +17,42 @@ INPUT_KEYS: list[tuple[str, str]] = [
     ("Ctrl+J / Alt+Enter", "New line (Shift+Enter does not reach most terminals)"),
     ("Up / Down", "Recall what you sent (from an empty input)"),
     ("Ctrl+P", "Command palette (statuses, failed messages, help)"),
-    ("Ctrl+Q", "Quit"),
+    ("Ctrl+Q", "Quit (asks first while messages are queued; Ctrl+Q twice quits)"),
 ]
+
+
+WIDE = 80  # narrower than this, the binding id goes under the description instead of in a third column
+
+
+class KeyTable:
+    """The rows of the help screen, laid out for the width they get.
+
+    Wide: key, what it does, binding id. Narrow: the id moves under what it
+    does, and the key column wraps (``Ctrl+J /`` ``Alt+Enter``), so no
+    description is cut down to ``…`` on a small terminal.
+    """
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        self.rows = rows  # (key as shown, what it does, binding id or "")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width >= WIDE:
+            table = Table(box=None, show_header=False, padding=(0, 2), expand=False)
+            table.add_column(style="bold #33b3e0", no_wrap=True)
+            table.add_column()
+            table.add_column(style="dim", no_wrap=True)
+            for key, what, binding_id in self.rows:
+                table.add_row(key, what, binding_id)
+        else:
+            table = Table(box=None, show_header=False, padding=(0, 1, 0, 0), expand=True)
+            table.add_column(style="bold #33b3e0", max_width=max(8, options.max_width // 4), overflow="fold")
+            table.add_column(ratio=1, overflow="fold")
+            for key, what, binding_id in self.rows:
+                cell = Text(what)
+                if binding_id:
+                    cell.append("\n" + binding_id, style="dim")
+                table.add_row(key, cell)
+        yield table
 
 
 class HelpScreen(ModalScreen[None]):
@@ -28,17 +63,15 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=False, padding=(0, 2))
-        table.add_column(style="bold #33b3e0", no_wrap=True)
-        table.add_column()
-        table.add_column(style="dim", no_wrap=True)
+        rows: list[tuple[str, str, str]] = []
         keymap = self.app._keymap
         for binding in self._app_bindings():
             key = keymap.get(binding.id or "") or binding.key
             shown = " / ".join(self.app.get_key_display(Binding(k, "")) for k in key.split(","))
-            table.add_row(shown, binding.tooltip or binding.description, binding.id)
+            rows.append((shown, binding.tooltip or binding.description, binding.id or ""))
         for key, what in INPUT_KEYS:
-            table.add_row(key, what, "")
+            rows.append((key, what, ""))
+        table = KeyTable(rows)
         with VerticalScroll(id="help-box"):
             yield Static(Text("Keys", style="bold"), id="help-title")
             yield Static(table, id="help-table")

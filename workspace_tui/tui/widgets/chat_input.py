@@ -1,8 +1,11 @@
 """The message input: Enter sends, Ctrl+J or Alt+Enter starts a new line.
 
 Shift+Enter is not used: most terminals send the same byte for it as for
-Enter. Up on the first line and Down on the last line walk through what you
-sent before; pasted text (bracketed paste) is inserted as is, newlines included.
+Enter. Alt+Enter arrives as ESC CR from tmux and many terminals; the app's
+driver (:mod:`workspace_tui.tui.driver`) reads that as Alt+Enter too. Up on the
+first line and Down on the last line walk through what you sent before; pasted
+text (bracketed paste) is inserted as is, newlines included, and what is sent
+is :func:`trimmed`. Tab keeps the focus here; ``?`` is just a character.
 """
 
 from __future__ import annotations
@@ -13,6 +16,17 @@ from textual.widgets import TextArea
 from workspace_tui.tui.messages import SendText
 
 HISTORY_MAX = 200
+
+
+def trimmed(text: str) -> str:
+    """What is sent of the input: without blank lines at the start or whitespace at the end.
+
+    A paste often ends with a newline; indentation of the first line is kept (code).
+    """
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        del lines[0]
+    return "\n".join(lines).rstrip()
 
 
 class ChatInput(TextArea):
@@ -33,8 +47,9 @@ class ChatInput(TextArea):
         self._draft = ""
 
     def submit(self) -> None:
-        text = self.text
-        if not text.strip():
+        text = trimmed(self.text)
+        if not text:
+            self.clear()  # nothing to send: blank input must not linger in front of the next message
             return
         if not self.sent or self.sent[-1] != text:
             self.sent.append(text)
@@ -95,9 +110,9 @@ class ChatInput(TextArea):
                 event.stop()
                 event.prevent_default()
                 return
-        if event.character == "?" and not self.text:
+        if key in ("tab", "shift+tab"):
+            # Focus stays here: what is typed next must not go to another widget (name completion may use Tab later).
             event.stop()
             event.prevent_default()
-            await self.run_action("app.help")
             return
         await super()._on_key(event)

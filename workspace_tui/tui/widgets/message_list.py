@@ -6,8 +6,9 @@ messages cost a list of row records and a prefix sum of their heights, not
 ``loading…``), date separators, messages, the "new messages" marker, and our
 own pending or failed messages at the bottom.
 
-Wrapping is done here (:func:`wrap_line`) rather than by Rich, so a row's
+Wrapping is done here (:func:`wrap_spans`) rather than by Rich, so a row's
 height can be computed without rendering it; heights are cached per width.
+http(s) URLs are OSC 8 hyperlinks (``Style(link=...)``), whole even when cut.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from rich.cells import cell_len, chop_cells
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -30,7 +32,7 @@ from textual.strip import Strip
 
 from workspace_tui.client.events import OutboxEntry
 from workspace_tui.protocol import ChatMessage
-from workspace_tui.tui.format import date_label, local_time, mentions, safe, safe_name, user_colour
+from workspace_tui.tui.format import date_label, links, local_time, mentions, safe, safe_name, user_colour
 from workspace_tui.tui.messages import LoadOlder, UnseenChanged
 
 NICK_WIDTH = 12
@@ -40,40 +42,104 @@ MIN_TEXT_WIDTH = 10
 LOAD_AT_ROWS = 2  # ask for older history when the view is this close to the top
 MAX_LOADED = 20_000  # messages kept while at the bottom; older ones are paged back in on demand
 
-_TOKENS = re.compile(r"\S+\s*|\s+")
+# Characters that must not start a line: they stay with the character before them (kinsoku).
+_NO_BREAK_BEFORE = frozenset(
+    "、。，．・：；！？）］｝〕〉》」』】〙〗〟’”ー々〻ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ…‥"
+    ".,;:!?)]}%"
+)
+
+
+_ASCII_TOKENS = re.compile(r"\s+|\S+")
+
+
+def _wide(ch: str) -> bool:
+    return cell_len(ch) == 2
+
+
+def _tokens(line: str) -> list[tuple[int, int, bool]]:
+    """``(start, end, is_space)`` runs of ``line``: whitespace, a word, or one wide character.
+
+    A line may break before a token. Ideographs (and the rest of the double-width
+    scripts) break between any two characters, the way CJK text is set; closing
+    punctuation and combining marks stay with what they follow.
+    """
+    if line.isascii():  # one cell per character: words and spaces are enough
+        return [(m.start(), m.end(), m.group()[0].isspace()) for m in _ASCII_TOKENS.finditer(line)]
+    out: list[tuple[int, int, bool]] = []
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        j = i + 1
+        if ch.isspace():
+            while j < n and line[j].isspace():
+                j += 1
+            out.append((i, j, True))
+        elif _wide(ch):
+            while j < n and (line[j] in _NO_BREAK_BEFORE or cell_len(line[j]) == 0):
+                j += 1
+            out.append((i, j, False))
+        else:
+            while j < n and not line[j].isspace() and (not _wide(line[j]) or line[j] in _NO_BREAK_BEFORE):
+                j += 1
+            out.append((i, j, False))
+        i = j
+    return out
+
+
+def wrap_spans(line: str, width: int) -> list[tuple[int, int]]:
+    """Where one line breaks at ``width`` cells: ``(start, end)`` of each screen line.
+
+    Only whitespace at a break is left out (what lies between two spans is
+    whitespace or nothing), so the lines read back as the text. A word wider than
+    a whole line starts a line of its own and is cut at the edge, on character
+    boundaries (a double-width character is never split): a long URL fills whole
+    lines and nothing is ever inserted into it.
+    """
+    if len(line) <= width and (line.isascii() or cell_len(line) <= width):
+        return [(0, len(line))]
+    width = max(1, width)
+    ascii_only = line.isascii()
+    spans: list[tuple[int, int]] = []
+    start = end = -1  # the current screen line, once it has something on it
+    col = gap = 0  # cells used on it; cells of the whitespace since its end
+    for a, b, space in _tokens(line):
+        if space and start >= 0:
+            gap = b - a if ascii_only else cell_len(line[a:b])
+            continue
+        w = b - a if ascii_only else cell_len(line[a:b])  # leading whitespace (indentation) is kept, like a word
+        if start >= 0 and col + gap + w <= width:
+            end, col, gap = b, col + gap + w, 0
+            continue
+        if start >= 0:
+            spans.append((start, end))
+        if w <= width:
+            start, end, col, gap = a, b, w, 0
+            continue
+        i = a  # longer than a line: cut at the edge
+        if ascii_only:
+            while b - i > width:
+                spans.append((i, i + width))
+                i += width
+            start, end, col, gap = i, b, b - i, 0
+            continue
+        while i < b:
+            j, cw = i, 0
+            while j < b and (cw + cell_len(line[j]) <= width or j == i):
+                cw += cell_len(line[j])
+                j += 1
+            if j < b:
+                spans.append((i, j))
+            else:
+                start, end, col, gap = i, j, cw, 0
+            i = j
+    if start >= 0:
+        spans.append((start, end))
+    return spans or [(0, 0)]
 
 
 def wrap_line(line: str, width: int) -> list[str]:
-    """Greedy word wrap of one line to ``width`` cells; long words are cut."""
-    if len(line) <= width and (line.isascii() or cell_len(line) <= width):
-        return [line]
-    out: list[str] = []
-    cur, cur_w = "", 0
-    for tok in _TOKENS.findall(line):
-        tw = cell_len(tok)
-        if cur_w + tw <= width:
-            cur, cur_w = cur + tok, cur_w + tw
-            continue
-        stripped = tok.rstrip()
-        sw = cell_len(stripped)
-        if stripped and cur_w + sw <= width:
-            out.append(cur + stripped)
-            cur, cur_w = "", 0
-            continue
-        if cur:
-            out.append(cur.rstrip())
-            cur, cur_w = "", 0
-        if not stripped:
-            continue  # whitespace at a line break
-        tok = stripped if sw > width else tok
-        if cell_len(tok) > width:
-            pieces = chop_cells(tok, width)
-            out.extend(pieces[:-1])
-            tok = pieces[-1]
-        cur, cur_w = tok, cell_len(tok)
-    if cur or not out:
-        out.append(cur)
-    return out
+    """Word wrap of one line to ``width`` cells (see :func:`wrap_spans`)."""
+    return [line[a:b] for a, b in wrap_spans(line, width)]
 
 
 @dataclass(slots=True)
@@ -279,6 +345,7 @@ class MessageList(ScrollView, can_focus=True):
             self.refresh()
 
     def jump_to_bottom(self) -> None:
+        self._stick = True
         self.scroll_end(animate=False, immediate=True, x_axis=False)
         self._reached_bottom()
 
@@ -396,9 +463,14 @@ class MessageList(ScrollView, can_focus=True):
             self.call_later(self._apply)
 
     def _note_position(self) -> None:
-        """Remember, before a change, whether the view was at the bottom."""
+        """Before a change: follow the bottom if the view is there.
+
+        Only scrolling (:meth:`watch_scroll_y`) lets go of the bottom: a terminal
+        made smaller leaves the offset short of the new bottom without the user
+        having moved, and must not stop the list following new messages.
+        """
         if not self._scheduled:
-            self._stick = self._at_bottom()
+            self._stick = self._stick or self._at_bottom()
 
     def _at_bottom(self) -> bool:
         return not self.is_mounted or self.scroll_offset.y >= self.max_scroll_y - 1 or self.max_scroll_y <= 0
@@ -445,18 +517,30 @@ class MessageList(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
         if width != self._width:
-            at_bottom = self._at_bottom()
             self._width = width
             self._dirty_full = True
-            self._stick = at_bottom
-            self._schedule()
+        self._schedule()  # any new size: back to the bottom if the list was following it
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
 
+    def on_key(self, event: events.Key) -> None:
+        """Typing while the list has the focus (after a click) goes to the message input, not nowhere."""
+        if not event.is_printable or not event.character:
+            return
+        target = next(iter(self.screen.query("ChatInput")), None)
+        if target is None:
+            return
+        event.stop()
+        event.prevent_default()
+        target.focus()
+        target.post_message(events.Key(event.key, event.character))
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if not self._scheduled:  # a pending change keeps what was decided before it
+            self._stick = self._at_bottom()
         self._check_edges()
 
     def _check_edges(self) -> None:
@@ -547,8 +631,15 @@ class MessageList(ScrollView, can_focus=True):
         mention_style = self.get_component_rich_style("message-list--mention")
         out: list[Text] = []
         first = True
+        highlight = not mine and bool(self.username)
         for raw in lines:
-            for piece in wrap_line(raw, tw):
+            marks: list[tuple[int, int, Style]] = []
+            if highlight:
+                marks += [(a, b, mention_style) for a, b in mentions(raw, self.username)]
+            # One style per URL: every piece of a cut URL opens the whole URL (and shares its OSC 8 id).
+            marks += [(a, b, Style(link=url, underline=True)) for a, b, url in links(raw)]
+            for start, end in wrap_spans(raw, tw):
+                piece = raw[start:end]
                 t = Text(no_wrap=True, end="", style=base)
                 if first:
                     shown = name if cell_len(name) <= NICK_WIDTH else name[: NICK_WIDTH - 1] + "…"
@@ -560,9 +651,9 @@ class MessageList(ScrollView, can_focus=True):
                     t.append(" " * (TIME_WIDTH + 1 + NICK_WIDTH))
                 t.append(f" {bar} ", bar_style)
                 body = Text(piece, style=text_style, no_wrap=True, end="")
-                if not mine and self.username:
-                    for a, b in mentions(piece, self.username):
-                        body.stylize(mention_style, a, b)
+                for a, b, style in marks:
+                    if a < end and b > start:
+                        body.stylize(style, max(a, start) - start, min(b, end) - start)
                 t.append_text(body)
                 out.append(t)
         if row.pending is not None and row.pending.failed_reason is not None:
