@@ -174,6 +174,8 @@ async def test_too_many_connections_shows_the_reason_and_reconnect_now(tmp_path:
             )
             assert "Reconnecting in" in shown
             assert "^r reconnect now" in shown  # the key, on the status bar
+            flat = " ".join(shown.split())
+            assert "(the limit is 1 per user)" in flat  # the whole reason: it wraps, it is not cut
             await holder.close()
             await pilot.press("ctrl+r")
             await wait_until(

@@ -40,7 +40,7 @@ class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
         height: auto;
-        max-height: 2;
+        max-height: 4;  /* the state; and a reason that may wrap once, with its key */
         padding: 0 1;
     }
     """
@@ -166,13 +166,24 @@ class StatusBar(Static):
         why = self.why()
         if why is not None:
             hint = f"  ·  {self.reconnect_key} reconnect now"
-            room = width - len(hint) - 2 if width else 0  # 2: the "⚠ " in front
-            if room and len(why) > room:
-                why = why[: max(room - 1, 10)] + "…"
             text = Text(no_wrap=True, overflow="ellipsis")
             text.append("⚠ ", Style(color=_COLOURS[self.state]))
-            text.append(why)
-            text.append(hint, Style(bold=True))
+            if not width or len(why) + len(hint) + 2 <= width:
+                text.append(why)
+                text.append(hint, Style(bold=True))
+                return text
+            # Too long for one line: the reason wraps (two lines at most) rather than being cut
+            # in the middle of what it says, and the key goes where it fits.
+            import textwrap
+
+            lines = textwrap.wrap(why, max(width - 2, 10)) or [why]
+            if len(lines) > 2:
+                lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), max(width - 2, 10), placeholder="…")]
+            text.append("\n  ".join(lines))
+            if len(lines[-1]) + len(hint) + 2 <= width:
+                text.append(hint, Style(bold=True))
+            else:
+                text.append("\n  " + hint.lstrip(" ·"), Style(bold=True))
             return text
         paced = self.paced_text()
         if paced is not None:
@@ -196,6 +207,8 @@ class StatusBar(Static):
         unseen = f"  ·  ↓ {plural(self.unseen, 'new message')} (Ctrl+End)" if self.unseen else ""
         # What must stay in view on a narrow terminal: the state, your status, new messages.
         show_server = not width or len(f"● {connection}  ·  {server}  ·  you: {you}{unseen}") <= width
+        if unseen and width and len(f"● {connection}  ·  you: {you}{unseen}") > width:
+            unseen = f"  ·  ↓ {self.unseen} new"  # the short form: the key is in the help
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("● ", Style(color=_COLOURS[self.state]))
         text.append(connection, Style(bold=self.state is not ConnectionState.CONNECTED))
