@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
-import select
 import socket
 import subprocess
 import sys
@@ -21,7 +19,7 @@ import pytest
 
 from workspace_tui.backends.sqlite import SQLiteBackend
 
-from client.support import free_port, run_cli, start
+from client.support import TerminalProcess, free_port, run_cli, start
 
 
 def serve(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -94,33 +92,11 @@ def test_port_in_use_says_so_and_suggests_another_port(tmp_path):
 
 
 def _in_a_terminal(args: list[str], timeout: float = 20.0) -> str:
-    """Run ``workspace ARGS`` on a pseudo-terminal; what it wrote, escape codes and all."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
-        os.execvpe(sys.executable, [sys.executable, "-m", "workspace_tui", *args], {**os.environ, "TERM": "xterm-256color"})
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif os.waitpid(pid, os.WNOHANG)[0]:
-                break
-    finally:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-        os.close(fd)
-    return b"".join(chunks).decode(errors="replace")
+    """Run ``workspace ARGS`` on a pseudo-terminal until it exits; what it wrote."""
+    term = TerminalProcess(args)
+    term.wait(timeout)
+    term.close()
+    return term.output()
 
 
 def _write_config(isolated_dirs, text: str) -> Path:

@@ -196,3 +196,63 @@ class CuttingProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class TerminalProcess:
+    """``python -m workspace_tui ARGS`` on a pseudo-terminal of its own, as a person's terminal
+    would run it: what it draws is collected in the background; :meth:`write` types."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, size: tuple[int, int] = (100, 30)) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+        import threading
+
+        master, slave = pty.openpty()
+        columns, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workspace_tui", *args],
+            stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True,
+            env={**os.environ, "TERM": "xterm-256color", **(env or {})},
+        )
+        os.close(slave)
+        self.master = master
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:  # the app must always be able to write its screen
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._chunks.append(data)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def output(self) -> str:
+        """Everything it wrote so far, escape codes and all."""
+        return b"".join(self._chunks).decode(errors="replace")
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self, quit_keys: bytes = b"") -> None:
+        try:
+            if quit_keys and self.proc.poll() is None:
+                self.write(quit_keys)
+            if self.wait(10) is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            self._reader.join(timeout=2)
+            os.close(self.master)

@@ -8,12 +8,7 @@ writes the bytes tmux sends.
 from __future__ import annotations
 
 import io
-import os
-import pty
 import re
-import struct
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -169,62 +164,35 @@ async def test_alt_enter_is_a_new_line_in_the_input(harness: Harness):
 async def test_esc_cr_from_a_real_terminal_is_a_new_line(harness: Harness, tmp_path: Path):
     """The real ``workspace chat`` in a pseudo-terminal gets the bytes tmux sends for Alt+Enter."""
     import asyncio
-    import fcntl
-    import termios
+
+    from client.support import TerminalProcess
 
     bob = await harness.client("bob")
     bob_events = events_of(bob)
-    env = dict(os.environ, TERM="xterm-256color", WORKSPACE_DATA_DIR=str(tmp_path / "data"),
-               WORKSPACE_CONFIG_DIR=str(tmp_path / "config"))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    import subprocess
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workspace_tui", "chat", "--url", harness.url, "-u", "alice", "--no-bell", "--auto-away", "0"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True,
+    term = TerminalProcess(
+        ["chat", "--url", harness.url, "-u", "alice", "--no-bell", "--auto-away", "0"],
+        env={"WORKSPACE_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_CONFIG_DIR": str(tmp_path / "config")},
     )
-    os.close(slave)
-    output = io.BytesIO()
-
-    def drain() -> None:  # the app must be able to write its screen
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            output.write(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     alice = user_id_for("alice")
     try:
         deadline = time.monotonic() + 30
         while not any(isinstance(e, PresenceChanged) and e.user_id == alice and e.status == "online" for e in bob_events):
-            assert proc.poll() is None, output.getvalue()[-2000:]
+            assert term.proc.poll() is None, term.output()[-2000:]
             assert time.monotonic() < deadline, "the chat did not join"
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # let the app settle its terminal queries
-        os.write(master, b"line one")
-        os.write(master, b"\x1b\r")  # what tmux sends for Alt+Enter
-        os.write(master, b"line two")
+        term.write(b"line one")
+        term.write(b"\x1b\r")  # what tmux sends for Alt+Enter
+        term.write(b"line two")
         await asyncio.sleep(0.3)
-        os.write(master, b"\r")
+        term.write(b"\r")
         while not any(isinstance(e, MessageReceived) for e in bob_events):
             assert time.monotonic() < deadline, "nothing was sent"
             await asyncio.sleep(0.05)
         got = [e.message.text for e in bob_events if isinstance(e, MessageReceived)]
         assert got[0] == "line one\nline two"
     finally:
-        try:
-            os.write(master, b"\x11")  # ctrl+q
-            proc.wait(timeout=10)
-        except Exception:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+        term.close(quit_keys=b"\x11")  # ctrl+q
 
 
 # -- 5. ? types a question mark; F1 is help -------------------------------------
