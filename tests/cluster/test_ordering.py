@@ -8,12 +8,18 @@ from .conftest import until
 from .test_presence import remote_names
 
 
-async def test_message_then_presence_and_typing_arrive_in_order_on_the_other_node(node_factory):
+async def alice_and_bob_on_two_nodes(node_factory):
+    """alice on one node, bob on another, each known to the other node."""
     a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
     alice = await join(a, "alice")
     await until(lambda: "alice" in remote_names(b))
     bob = await join(b, "bob")
     await alice.expect("presence:update", username="bob", status="online")
+    return alice, bob
+
+
+async def test_message_then_presence_and_typing_arrive_in_order_on_the_other_node(node_factory):
+    alice, bob = await alice_and_bob_on_two_nodes(node_factory)
     sent: list[tuple[str, object]] = []
     for i in range(10):
         # pipelined: nothing waits for the echo of the message before the next frame
@@ -33,11 +39,7 @@ async def test_message_then_presence_and_typing_arrive_in_order_on_the_other_nod
 
 
 async def test_typing_after_a_message_reaches_the_other_node_after_the_message(node_factory):
-    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
-    alice = await join(a, "alice")
-    await until(lambda: "alice" in remote_names(b))
-    bob = await join(b, "bob")
-    await alice.expect("presence:update", username="bob", status="online")
+    alice, bob = await alice_and_bob_on_two_nodes(node_factory)
     sent: list[tuple[str, object]] = []
     for i in range(20):
         if i:

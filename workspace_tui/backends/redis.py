@@ -443,13 +443,20 @@ class RedisBackend(Backend):
             del self._sent[tag]
             self._events.stored(d, Failed("the broker lost the message"))  # type: ignore[union-attr]
 
+    def _another_nodes(self, fields: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
+        """The sending node and the JSON of an entry (relay or event), or ``None`` for our own."""
+        event = json.loads(fields.get("j", "{}"))
+        node = event.get("node", "")
+        return None if node == self.node or not node else (node, event)
+
     def _on_relay(self, fields: dict[str, str]) -> None:
         """A relay entry of the messages stream: another node's user changed presence or typing."""
         try:
-            event = json.loads(fields.get("j", "{}"))
-            node, kind = event.get("node", ""), fields.get("k")
-            if node == self.node or not node:
+            found = self._another_nodes(fields)
+            if found is None:
                 return
+            node, event = found
+            kind = fields.get("k")
             events = self._events
             assert events is not None
             if kind == "presence":
@@ -464,10 +471,11 @@ class RedisBackend(Backend):
     def _on_event(self, fields: dict[str, str]) -> None:
         """An entry of the events stream: a node announced itself (hello) or left (bye)."""
         try:
-            event = json.loads(fields.get("j", "{}"))
-            node, kind = event.get("node", ""), event.get("t")
-            if node == self.node or not node:
+            found = self._another_nodes(fields)
+            if found is None:
                 return
+            node, event = found
+            kind = event.get("t")
             events = self._events
             assert events is not None
             if kind == "hello":

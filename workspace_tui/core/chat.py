@@ -667,7 +667,7 @@ class ChatCore:
         if resume is not None:
             if resume.gap is None:
                 resume.gap = result.oldest_id is not None and resume.since < result.oldest_id
-            n = fit_oldest(parts) if parts else 0
+            n = fit_oldest(parts)
             more = result.has_more or n < len(parts)
             if n:
                 resume.cursor = result.messages[n - 1].id
@@ -678,7 +678,7 @@ class ChatCore:
                 conn.resume = None
                 self._history_done(conn)
             return
-        n = fit_newest(parts) if parts else 0
+        n = fit_newest(parts)
         newest = parts[len(parts) - n:]
         has_more = result.has_more or n < len(parts)
         if conn.live:  # a page

@@ -101,16 +101,6 @@ class Presence:
             return "offline", 0
         return status, count
 
-    def user_id_of(self, username: str) -> str | None:
-        u = self.users.get(username)
-        if u is not None:
-            return u.user_id
-        for users in self.remote.values():
-            r = users.get(username)
-            if r is not None:
-                return r.user_id
-        return None
-
     def refresh(self, username: str, user_id: str) -> tuple[str, int]:
         """Recompute *username*'s roster entry after any change; returns their global state."""
         status, count = self.aggregate(username)

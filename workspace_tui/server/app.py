@@ -421,9 +421,7 @@ class Server:
         if conn is not None:
             u = conn.user
             self.core.gone(conn)
-            if conn.session.global_slot:
-                conn.session.global_slot = False
-                self.backend.release(u.username)
+            self._give_back(conn.session)  # the core's slot went with gone(); the workspace-wide one here
             log.info("disconnect %s (code %s)", u.username, peer.ws.close_code)
             self.run()
         elif peer.session is not None:
