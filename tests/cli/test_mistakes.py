@@ -219,3 +219,10 @@ def test_help_names_the_config_file_data_dir_and_exit_codes(isolated_dirs):
         assert "Exit codes:" in text and "  2  " in text, command
     chat = run_cli("chat", "--help").stdout
     assert "WORKSPACE_PORT" in chat and "0<=x<=65535" in chat and "WORKSPACE_DB" in chat
+
+
+def test_a_token_in_the_url_is_not_repeated_in_what_send_says():
+    port = free_port()
+    r = run_cli("send", "--url", f"ws://127.0.0.1:{port}/ws?token=s3cret-value", "-u", "ann", "--timeout", "1", "hi")
+    assert r.returncode == 3 and "connection refused" in r.stderr
+    assert "s3cret-value" not in r.stderr, r.stderr

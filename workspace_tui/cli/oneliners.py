@@ -185,13 +185,6 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-def _strip_query(text: str) -> str:
-    """A reason without the query string the client adds to the URL (username, resume point...)."""
-    import re
-
-    return re.sub(r"(wss?://[^\s?]+)\?\S*", r"\1", text)
-
-
 async def _send(
     url: str, user: str, token: str | None, texts: list[str], as_json: bool, timeout: float, queue: bool
 ) -> int:
@@ -270,7 +263,7 @@ async def _send(
                 if event.state is ConnectionState.RECONNECTING and event.reason and not told_retrying:
                     told_retrying = True  # once: then quiet until it works or --timeout has passed
                     left = max(0.0, deadline - loop.time())
-                    _err(f"workspace send: {_strip_query(sanitize_text(event.reason))}; retrying for {left:.0f} s"
+                    _err(f"workspace send: {sanitize_text(event.reason)}; retrying for {left:.0f} s"
                          " more (--timeout)")
     finally:
         pending_ours = [c for c in ours if c not in acked and c not in failed]
@@ -310,7 +303,7 @@ async def _send(
         _err(f"workspace send: delivered {_ranges(delivered) or 'none'} of {len(ours)} lines;"
              f" not delivered: {_ranges([i + 1 for i, c in enumerate(ours) if c not in acked])}")
     if pending_ours:
-        why = _strip_query(sanitize_text(last_reason or "no answer"))
+        why = sanitize_text(last_reason or "no answer")
         if keep:
             _err(
                 f"workspace send: server unreachable ({why}); {len(pending_ours)} message(s) kept in the"

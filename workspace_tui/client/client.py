@@ -95,6 +95,8 @@ class ChatClient:
         resume: bool = True,
     ) -> None:
         self.url = url
+        # The URL as reasons show it: no query string (a token there must not end up on screen).
+        self._shown_url = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
         self.username = username
         self.token = token
         self.present = present
@@ -423,10 +425,10 @@ class ChatClient:
                 return
             except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 detail = _describe(exc)
-                reason = f"cannot reach {self.url}: {detail}"
+                reason = f"cannot reach {self._shown_url}: {detail}"
             except Exception as exc:  # noqa: BLE001 - anything else: say it and keep trying
                 detail = _describe(exc)
-                reason = f"cannot connect to {self.url}: {detail}"
+                reason = f"cannot connect to {self._shown_url}: {detail}"
             else:
                 try:
                     reason, up = await self._session(ws)
