@@ -76,6 +76,52 @@ PERMANENT_ERRORS: Final = frozenset(
     {ERR_INVALID_JSON, ERR_UNKNOWN_TYPE, ERR_INVALID_FIELD, ERR_INVALID_STATUS, ERR_EMPTY_TEXT, ERR_NOT_ALLOWED}
 )
 
+# Identity (docs/protocol.md, "Names that belong to people"): proof of a name travels in the
+# Sec-WebSocket-Protocol header, never in the URL.
+SUBPROTOCOL: Final = "workspace.v1"  # selected whenever offered
+KEY_PREFIX: Final = "key."  # key.<KEY>: the secret that proves a name
+INVITE_PREFIX: Final = "invite."  # invite.<CODE>: a one-time invite, redeemed with a key
+REFUSAL_HEADER: Final = "Workspace-Refusal"  # the machine-readable reason of a refused handshake
+AUTH_MODES: Final = ("claim", "invite", "open")
+_SECRET_RE: Final = re.compile(r"[A-Za-z0-9_\-]{32,128}")
+
+# Refusal codes, in the REFUSAL_HEADER of a refused handshake.
+REFUSED_KEY_REQUIRED: Final = "key_required"
+REFUSED_WRONG_KEY: Final = "wrong_key"
+REFUSED_INVITE_REQUIRED: Final = "invite_required"
+REFUSED_BAD_INVITE: Final = "bad_invite"
+REFUSED_NOT_MEMBER: Final = "not_member"
+REFUSED_NAME_TAKEN: Final = "name_taken"
+REFUSED_THROTTLED: Final = "throttled"
+
+
+def offered_secrets(protocols: list[str]) -> tuple[str | None, str | None, str | None]:
+    """``(key, invite, problem)`` from the subprotocols a client offered; *problem* names a
+    malformed one."""
+    key = invite = None
+    for p in protocols:
+        for prefix in (KEY_PREFIX, INVITE_PREFIX):
+            if p.startswith(prefix):
+                value = p[len(prefix):]
+                if not _SECRET_RE.fullmatch(value):
+                    return None, None, f"{prefix}... must be 32 to 128 characters of A-Z a-z 0-9 _ -"
+                if prefix == KEY_PREFIX:
+                    key = value
+                else:
+                    invite = value
+    return key, invite, None
+
+
+# Letters that look alike in most terminal fonts fold to one: ``aIice`` and ``alice`` are one name.
+_LOOKALIKES: Final = str.maketrans({"i": "l", "1": "l", "|": "l", "0": "o"})
+
+
+def name_key(username: str) -> str:
+    """The identity of a name: two names with the same key are the same name (case and
+    look-alike letters ignored)."""
+    return username.lower().translate(_LOOKALIKES)
+
+
 # -- checks ------------------------------------------------------------------
 
 _USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
@@ -179,6 +225,7 @@ class ChatMessage(NamedTuple):
     text: str
     created_at: str
     client_msg_id: str | None = None
+    verified: bool = False  # the author had proved the name when sending (docs/protocol.md)
 
     def to_wire(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -190,6 +237,7 @@ class ChatMessage(NamedTuple):
         }
         if self.client_msg_id is not None:
             data["clientMsgId"] = self.client_msg_id
+        data["verified"] = self.verified
         return data
 
     @classmethod
@@ -201,6 +249,7 @@ class ChatMessage(NamedTuple):
             text=_str(data, "text"),
             created_at=_str(data, "createdAt"),
             client_msg_id=data.get("clientMsgId") if isinstance(data.get("clientMsgId"), str) else None,
+            verified=data.get("verified") is True,
         )
 
 
@@ -211,6 +260,7 @@ class RosterEntry(NamedTuple):
     username: str
     status: str
     connections: int = 1
+    verified: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -218,6 +268,7 @@ class RosterEntry(NamedTuple):
             "username": self.username,
             "status": self.status,
             "connections": self.connections,
+            "verified": self.verified,
         }
 
     @classmethod
@@ -228,6 +279,7 @@ class RosterEntry(NamedTuple):
             username=_str(data, "username"),
             status=_str(data, "status"),
             connections=conns if isinstance(conns, int) and not isinstance(conns, bool) else 1,
+            verified=data.get("verified") is True,
         )
 
 
@@ -406,12 +458,15 @@ def message_new_frame(message: ChatMessage) -> dict[str, Any]:
     return {"type": "message:new", "data": message.to_wire()}
 
 
-def presence_frame(user_id: str, username: str, status: str, connections: int | None = None) -> dict[str, Any]:
+def presence_frame(user_id: str, username: str, status: str, connections: int | None = None,
+                   verified: bool | None = None) -> dict[str, Any]:
     """``presence:update``. ``offline`` always carries 0 connections: appearing offline must look
     exactly like a real disconnect, so no count gives a hidden user away."""
     data: dict[str, Any] = {"userId": user_id, "username": username, "status": status}
     if connections is not None:
         data["connections"] = 0 if status == "offline" else connections
+    if verified is not None:
+        data["verified"] = verified
     return {"type": "presence:update", "data": data}
 
 
@@ -482,6 +537,8 @@ class Connected(NamedTuple):
     users: tuple[RosterEntry, ...] = ()
     limits: Limits = Limits()
     last_message_id: str | None = None  # newest stored message when the connection was accepted
+    verified: bool = False  # this connection proved its name (a key)
+    auth: str = "open"  # the server's --auth mode: claim, invite or open
 
 
 class MessageNew(NamedTuple):
@@ -493,6 +550,7 @@ class PresenceChanged(NamedTuple):
     username: str
     status: str
     connections: int | None = None
+    verified: bool = False
 
 
 class TypingChanged(NamedTuple):
@@ -551,7 +609,8 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame | None:
             d = _dict(obj, "data")
             conns = d.get("connections")
             return PresenceChanged(
-                _str(d, "userId"), _str(d, "username"), _str(d, "status"), conns if isinstance(conns, int) else None
+                _str(d, "userId"), _str(d, "username"), _str(d, "status"), conns if isinstance(conns, int) else None,
+                d.get("verified") is True,
             )
         if kind == "history":
             msgs = obj.get("messages")
@@ -577,6 +636,8 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame | None:
                 else (),
                 limits=Limits.from_wire(obj.get("limits")),
                 last_message_id=obj.get("lastMessageId") if isinstance(obj.get("lastMessageId"), str) else None,
+                verified=obj.get("verified") is True,
+                auth=obj.get("auth") if isinstance(obj.get("auth"), str) else "open",
             )
         if kind == "error":
             retry = obj.get("retryAfterMs")

@@ -39,7 +39,7 @@ async def stored_texts(url: str, tmp_path, prefix: str) -> list[str]:
 async def test_1009_fails_the_big_message_and_delivers_the_rest_once(tmp_path):
     # The server enforces 4 KiB but advertises 1 MB (as a proxy with a smaller limit in front of
     # it would): the client's own size check passes, and the server closes with 1009.
-    server = await start(tmp_path, max_payload=4096, rate_limit=0)
+    server = await start(tmp_path, max_payload=4096, rate_limit=0, address_rate_limit=0)
     server.core.rules = dataclasses.replace(server.core.rules, max_payload=1_000_000)
     try:
         client = make(server.url, "hana", tmp_path)
@@ -72,7 +72,7 @@ async def test_1009_fails_the_big_message_and_delivers_the_rest_once(tmp_path):
 
 async def test_1008_flood_close_reconnects_and_queued_messages_arrive_once(tmp_path):
     # Typing frames are limited to 5/s (burst 10); 20 refusals in a minute is flooding.
-    server = await start(tmp_path, rate_limit=0, frame_rate=5, frame_burst=10, frame_flood=20)
+    server = await start(tmp_path, rate_limit=0, address_rate_limit=0, frame_rate=5, frame_burst=10, frame_flood=20)
     try:
         client = make(server.url, "ivan", tmp_path)
         rec = await started(client)

@@ -14,7 +14,7 @@ PER_SENDER = 100
 
 
 async def test_kill9_and_restart_while_three_clients_send(tmp_path):
-    srv = ServerProcess(tmp_path / "server.sqlite3", "--rate-limit", "0")
+    srv = ServerProcess(tmp_path / "server.sqlite3", "--rate-limit", "0", "--address-rate-limit", "0")
     srv.start()
     clients = {
         name: ChatClient(srv.url, name, state_path=tmp_path / f"{name}.sqlite3", backoff_base=0.05, backoff_cap=0.3)
@@ -125,7 +125,7 @@ async def test_connections_cut_at_random_points_lose_and_duplicate_nothing(tmp_p
 
     from .support import CuttingProxy
 
-    server = await start(tmp_path, rate_limit=0)
+    server = await start(tmp_path, rate_limit=0, address_rate_limit=0)
     proxy = CuttingProxy(server.port)
     await proxy.start()
     n = 150

@@ -116,7 +116,7 @@ async def _until_pong(client) -> list[dict]:
 
 
 async def test_pipelined_sends_from_two_nodes_are_acknowledged_once_in_the_global_order(node_factory):
-    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
+    a, b = await node_factory(rate_limit=0, address_rate_limit=0), await node_factory(rate_limit=0, address_rate_limit=0)
     alice, bob = await join(a, "alice"), await join(b, "bob")
     watcher = await join(b, "watcher")
     n = 100

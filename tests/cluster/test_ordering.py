@@ -10,7 +10,7 @@ from .test_presence import remote_names
 
 async def alice_and_bob_on_two_nodes(node_factory):
     """alice on one node, bob on another, each known to the other node."""
-    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
+    a, b = await node_factory(rate_limit=0, address_rate_limit=0), await node_factory(rate_limit=0, address_rate_limit=0)
     alice = await join(a, "alice")
     await until(lambda: "alice" in remote_names(b))
     bob = await join(b, "bob")

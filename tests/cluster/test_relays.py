@@ -51,8 +51,8 @@ def _texts_of(frame: dict) -> list[str]:
 
 
 async def test_relay_entries_never_appear_in_history(node_factory, redis_server):
-    a = await node_factory(rate_limit=0, frame_rate=0)
-    b = await node_factory(rate_limit=0, frame_rate=0)
+    a = await node_factory(rate_limit=0, address_rate_limit=0, frame_rate=0)
+    b = await node_factory(rate_limit=0, address_rate_limit=0, frame_rate=0)
     alice = await join(a, "alice")
     relays = 1  # alice's join
     texts = [f"h{i}" for i in range(10)]
@@ -78,7 +78,7 @@ async def test_relay_entries_never_appear_in_history(node_factory, redis_server)
     assert [m.text for m in got.messages] == texts[3:] and not got.has_more
 
     # a node that starts now: its newest message is h9, not the relay entries after it
-    c = await node_factory(rate_limit=0, frame_rate=0)
+    c = await node_factory(rate_limit=0, address_rate_limit=0, frame_rate=0)
     assert c.backend.last_message_id == ids[-1]
     for node in (a, b, c):
         carol = await join(node, "carol", history=4)
@@ -105,8 +105,8 @@ async def test_relay_entries_never_appear_in_history(node_factory, redis_server)
 
 async def test_trimming_counts_relay_entries_and_keeps_the_newest_message(node_factory, redis_server):
     limit = 3000
-    a = await node_factory(broker_max_bytes=limit, rate_limit=0, frame_rate=0)
-    b = await node_factory(broker_max_bytes=limit, rate_limit=0, frame_rate=0)
+    a = await node_factory(broker_max_bytes=limit, rate_limit=0, address_rate_limit=0, frame_rate=0)
+    b = await node_factory(broker_max_bytes=limit, rate_limit=0, address_rate_limit=0, frame_rate=0)
     alice = await join(a, "alice")
     bob = await join(b, "bob")
     # relay entries alone stay within the limit, counted exactly
@@ -152,7 +152,7 @@ async def _relays_stored_after(redis_url: str, n: int) -> None:
 
 
 async def test_age_trimming_keeps_the_newest_message_and_removes_the_relays_after_it(node_factory, redis_server):
-    a = await node_factory(broker_max_age=0.5, broker_node_ttl=0.8, rate_limit=0, frame_rate=0)
+    a = await node_factory(broker_max_age=0.5, broker_node_ttl=0.8, rate_limit=0, address_rate_limit=0, frame_rate=0)
     alice = await join(a, "alice")
     for i in range(3):
         await alice.say(f"old{i}")
@@ -178,14 +178,14 @@ class _Recorder:
     def committed(self, messages, drafts) -> None:
         self.calls += [("message", m.text) for m in messages]
 
-    def remote_presence(self, node, username, user_id, status, count, exclude_user) -> None:
+    def remote_presence(self, node, username, user_id, status, count, exclude_user, verified=False) -> None:
         self.calls.append(("presence", username, status))
 
     def remote_typing(self, username, user_id, is_typing) -> None:
         self.calls.append(("typing", username, is_typing))
 
     def node_users(self, node, users) -> None:
-        self.calls.append(("hello", node, {n: st for n, (_, st, _) in users.items()}))
+        self.calls.append(("hello", node, {n: st for n, (_, st, *_) in users.items()}))
 
     def node_gone(self, node) -> None:
         self.calls.append(("bye", node))

@@ -50,8 +50,8 @@ async def _read(node, query: HistoryQuery) -> HistoryResult:
 
 async def test_the_stream_is_trimmed_by_bytes_oldest_first(node_factory, redis_server):
     limit = 20_000
-    a = await node_factory(broker_max_bytes=limit, rate_limit=0)
-    b = await node_factory(broker_max_bytes=limit, rate_limit=0)
+    a = await node_factory(broker_max_bytes=limit, rate_limit=0, address_rate_limit=0)
+    b = await node_factory(broker_max_bytes=limit, rate_limit=0, address_rate_limit=0)
     alice, bob = await join(a, "alice"), await join(b, "bob")
     texts = [f"{i:03d}" + "é" * 500 for i in range(60)]  # 1,003 bytes of UTF-8 each
     for i, text in enumerate(texts):
@@ -75,7 +75,7 @@ async def test_the_stream_is_trimmed_by_bytes_oldest_first(node_factory, redis_s
     r = aioredis.from_url(redis_server.url, decode_responses=True)
     await r.delete(keys.BYTES)
     await r.aclose()
-    await node_factory(broker_max_bytes=limit, rate_limit=0)
+    await node_factory(broker_max_bytes=limit, rate_limit=0, address_rate_limit=0)
     total, entries = await _stream(redis_server.url)
     assert total == _size(entries)
     await alice.say("after the count")
@@ -86,7 +86,7 @@ async def test_the_stream_is_trimmed_by_bytes_oldest_first(node_factory, redis_s
 
 
 async def test_messages_older_than_max_age_are_trimmed_but_the_newest_stays(node_factory, redis_server):
-    a = await node_factory(broker_max_age=0.5, broker_node_ttl=0.8, rate_limit=0)  # heartbeat every 0.2 s
+    a = await node_factory(broker_max_age=0.5, broker_node_ttl=0.8, rate_limit=0, address_rate_limit=0)  # heartbeat every 0.2 s
     alice = await join(a, "alice")
     for i in range(5):
         await alice.say(f"old{i}")
@@ -107,8 +107,8 @@ async def test_messages_older_than_max_age_are_trimmed_but_the_newest_stays(node
 
 
 async def test_history_reads_stop_at_one_frame_inside_redis(node_factory):
-    a = await node_factory(rate_limit=0)
-    b = await node_factory(rate_limit=0)
+    a = await node_factory(rate_limit=0, address_rate_limit=0)
+    b = await node_factory(rate_limit=0, address_rate_limit=0)
     alice = await join(a, "alice")
     small = [f"s{i}:" + "y" * 100_000 for i in range(8)]
     big = [f"b{i}:" + "z" * 300_000 for i in range(4)]
@@ -172,7 +172,7 @@ async def test_serve_maps_the_trimming_flags_and_environment(redis_server, tmp_p
     env["WORKSPACE_BROKER_MAX_AGE_DAYS"] = "0"  # keep: only the byte limit trims
     proc = subprocess.Popen(
         [sys.executable, "-m", "workspace_tui", "serve", "--port", "0", "--broker", redis_server.url,
-         "--broker-max-mb", "1", "--rate-limit", "0", "--log-level", "warning"],
+         "--broker-max-mb", "1", "--rate-limit", "0", "--address-rate-limit", "0", "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
     )
     try:
@@ -199,7 +199,7 @@ async def test_serve_maps_the_trimming_flags_and_environment(redis_server, tmp_p
 
 async def test_own_sends_trimmed_before_the_node_read_them_are_still_acknowledged(node_factory):
     """A node whose reader lags behind a trim still answers each of its sends, once, in order."""
-    a = await node_factory(broker_max_bytes=3000, rate_limit=0)  # room for about two messages
+    a = await node_factory(broker_max_bytes=3000, rate_limit=0, address_rate_limit=0)  # room for about two messages
     alice, bob = await join(a, "alice"), await join(a, "bob")
     read_back = []
     xread = a.backend._reader.xread

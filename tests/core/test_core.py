@@ -360,7 +360,7 @@ def test_local_users_lists_visible_capable_users_for_the_other_nodes():
     joined(core, "ann")
     joined(core, "ann")
     joined(core, "tool", presence="none")
-    assert core.local_users() == {"ann": (user_id_for("ann"), "online", 2)}
+    assert core.local_users() == {"ann": (user_id_for("ann"), "online", 2, False)}
 
 
 def test_a_slow_reader_is_closed_with_4001_once():

@@ -220,7 +220,7 @@ def test_the_same_client_msg_id_from_two_users_is_two_messages():
 
 
 def test_a_global_rate_limit_refusal_reaches_the_sender_and_its_resends():
-    core = make_core(rate_limit=0)
+    core = make_core(rate_limit=0, address_rate_limit=0)
     first, second = joined(core, "ann"), joined(core, "ann")
     say(core, first, "hello", cmid="c-1")
     say(core, second, "hello", cmid="c-1")

@@ -22,7 +22,7 @@ TOTAL = len(SENDERS) * PER_SENDER
 
 async def test_kill9_twice_while_three_clients_send_300_each(tmp_path):
     db = tmp_path / "server.sqlite3"
-    srv = ServerProcess(db, "--rate-limit", "0")
+    srv = ServerProcess(db, "--rate-limit", "0", "--address-rate-limit", "0")
     srv.start()
     clients = {
         n: ChatClient(srv.url, n, state_path=tmp_path / f"{n}.outbox", backoff_base=0.05, backoff_cap=0.3)

@@ -25,7 +25,7 @@ TOTAL = len(SENDERS) * PER_SENDER
 @pytest.mark.parametrize("seed", [5, 1234])
 async def test_random_cuts_mid_frame_lose_and_duplicate_nothing(server_factory, tmp_path, seed):
     db = tmp_path / f"server-{seed}.sqlite3"
-    server = await server_factory(db_path=db, rate_limit=0)
+    server = await server_factory(db_path=db, rate_limit=0, address_rate_limit=0)
     proxy = CuttingProxy(server.port, seed=seed, max_cuts=40, budget=(32, 12_000), up_budget=(32, 3_000))
     url = await proxy.start()
     clients = {

@@ -20,7 +20,7 @@ from tests.server.support import TIMEOUT, join, url_for
 
 
 async def test_the_default_payload_limit_is_exactly_1_mib(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     ws = await connect(url_for(server, "big"), max_size=None, open_timeout=TIMEOUT)  # the echo itself is > 1 MiB
     assert json.loads(await ws.recv())["limits"]["maxPayloadBytes"] == MAX_PAYLOAD_BYTES
     await ws.recv()  # history

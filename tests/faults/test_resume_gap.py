@@ -23,7 +23,7 @@ from .support import CuttingProxy, classify, client_view
 
 @pytest.mark.parametrize("history", [0, 100])
 async def test_resume_before_the_first_message_was_seen(server_factory, tmp_path, history):
-    server = await server_factory(rate_limit=0, history=history)
+    server = await server_factory(rate_limit=0, address_rate_limit=0, history=history)
     proxy = CuttingProxy(server.port, seed=0, max_cuts=0)  # a plain proxy we can cut by hand
     url = await proxy.start()
     reader = ChatClient(url, "reader", state_path=tmp_path / "reader.outbox", backoff_base=0.05, backoff_cap=0.1)

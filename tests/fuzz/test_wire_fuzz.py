@@ -69,7 +69,7 @@ def oracle(frame) -> p.ClientFrame | p.FrameError:
 
 
 async def scenario(sent: list) -> None:
-    server = await start_server(ServerConfig(port=0, db_path=":memory:", rate_limit=0, frame_rate=0, max_payload=PAYLOAD))
+    server = await start_server(ServerConfig(port=0, db_path=":memory:", rate_limit=0, address_rate_limit=0, frame_rate=0, max_payload=PAYLOAD))
     try:
         fuzzer = await join(server, "fuzzer")
         bystander = await join(server, "bystander")
@@ -134,7 +134,7 @@ def test_fuzzed_frames_get_exact_errors_and_the_bystander_sees_only_valid_sends(
 
 
 async def _ending(server_factory, send) -> tuple[int | None, str | None]:
-    server = await server_factory(max_payload=PAYLOAD, rate_limit=0)
+    server = await server_factory(max_payload=PAYLOAD, rate_limit=0, address_rate_limit=0)
     fuzzer = await join(server, "fuzzer")
     bystander = await join(server, "bystander")
     await fuzzer.expect("presence:update", username="bystander")

@@ -232,7 +232,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "workspace_tui", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--db", str(tmp / "budget.sqlite3"), "--rate-limit", "0"],
+             "--db", str(tmp / "budget.sqlite3"), "--rate-limit", "0", "--address-rate-limit", "0"],
             stdout=subprocess.PIPE, stderr=err, text=True, env=env,
         )
     try:

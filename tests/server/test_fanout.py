@@ -13,7 +13,7 @@ from .support import TIMEOUT, url_for
 
 
 async def test_concurrent_senders_joiners_and_typists(server_factory):
-    server = await server_factory(rate_limit=0, max_connections_per_user=0, frame_rate=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0, max_connections_per_user=0, frame_rate=0)
     rng = random.Random(7)
     received: dict[str, list[dict]] = {}
     first_ids: dict[str, str | None] = {}

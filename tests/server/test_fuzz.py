@@ -45,7 +45,7 @@ REPLIES = {"error", "message:new", "pong", "history"}
 
 
 async def scenario(frames: list[str | bytes]) -> None:
-    server = await start_server(ServerConfig(port=0, db_path=":memory:", rate_limit=0, frame_rate=0))
+    server = await start_server(ServerConfig(port=0, db_path=":memory:", rate_limit=0, address_rate_limit=0, frame_rate=0))
     try:
         fuzzer = await join(server, "fuzzer")
         bystander = await join(server, "bystander")

@@ -112,7 +112,7 @@ async def test_app_pings_keep_a_connection_alive(server_factory):
 
 
 async def test_slow_consumer_is_closed_with_4001_and_others_keep_going(server_factory):
-    server = await server_factory(rate_limit=0, send_buffer_limit=256 * 1024)
+    server = await server_factory(rate_limit=0, address_rate_limit=0, send_buffer_limit=256 * 1024)
     # max_queue=1: the client stops reading from the socket once one frame waits unread
     slow = await connect(url_for(server, "slow"), max_queue=1, open_timeout=TIMEOUT)
     fast = await join(server, "fast")

@@ -12,7 +12,7 @@ from .support import join, plant
 
 
 async def test_ids_sort_in_acceptance_order_and_echo_client_msg_id(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
     for i in range(50):
         await a.send({"type": "message:send", "text": f"m{i}", "clientMsgId": f"c{i}"})
@@ -104,7 +104,7 @@ async def test_ids_keep_increasing_when_the_clock_is_behind(server_factory, tmp_
 
 
 async def test_join_history_last_n_oldest_first(server_factory):
-    server = await server_factory(history=5, rate_limit=0)
+    server = await server_factory(history=5, rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
     assert a.history == {"type": "history", "reason": "join", "messages": [], "hasMore": False}
     sent = [(await a.say(f"h{i}"))["data"] for i in range(8)]
@@ -121,7 +121,7 @@ async def test_join_history_last_n_oldest_first(server_factory):
 
 
 async def test_resume_since_gives_exactly_what_was_missed(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
     sent = [(await a.say(f"r{i}"))["data"] for i in range(10)]
     b = await join(server, "bob", since=sent[3]["id"])
@@ -160,7 +160,7 @@ async def test_resume_reports_a_gap_when_the_store_no_longer_has_it(server_facto
 
 
 async def test_history_request_pages_back(server_factory):
-    server = await server_factory(rate_limit=0, history=3)
+    server = await server_factory(rate_limit=0, address_rate_limit=0, history=3)
     a = await join(server, "alice")
     sent = [(await a.say(f"p{i}"))["data"] for i in range(10)]
     b = await join(server, "bob")

@@ -23,7 +23,7 @@ from .support import frames_about, join
 
 
 async def test_presence_does_not_overtake_the_message_sent_before_it(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
     b = await join(server, "bob")  # joins after alice: no presence about alice is pending for bob
     for i in range(5):  # a few times: the first may be committed before the presence arrives
@@ -37,7 +37,7 @@ async def test_presence_does_not_overtake_the_message_sent_before_it(server_fact
 
 
 async def test_typing_does_not_overtake_the_message_sent_before_it(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
     b = await join(server, "bob")
     # alice is not typing: the message, then her typing
@@ -77,7 +77,7 @@ def expected_broadcasts(sent: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 async def test_a_mixed_pipelined_sequence_arrives_in_send_order(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
     b = await join(server, "bob")
     c = await join(server, "carol")

@@ -62,7 +62,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path, rate_limit=0, history=50)
+    h = Harness(tmp_path, rate_limit=0, address_rate_limit=0, history=50)
     await h.start()
     yield h
     for client in h.clients:

@@ -159,7 +159,7 @@ def alice_as_seen_by(events: list) -> str | None:
 
 
 async def test_too_many_connections_shows_the_reason_and_reconnect_now(tmp_path: Path):
-    harness = Harness(tmp_path, max_connections_per_user=1, rate_limit=0)
+    harness = Harness(tmp_path, max_connections_per_user=1, rate_limit=0, address_rate_limit=0)
     await harness.start()
     holder = other_window(harness, tmp_path)
     await holder.start()
@@ -190,7 +190,7 @@ async def test_too_many_connections_shows_the_reason_and_reconnect_now(tmp_path:
 
 async def test_wrong_port_says_connection_refused_and_reconnect_now(tmp_path: Path):
     port = free_port()
-    harness = Harness(tmp_path, rate_limit=0)
+    harness = Harness(tmp_path, rate_limit=0, address_rate_limit=0)
     harness.port = port
     from workspace_tui.tui.app import ChatApp
 

@@ -125,7 +125,7 @@ async def test_roster_key_is_remappable(harness: Harness):
 @pytest.mark.parametrize("size", SMALL)
 async def test_footer_readable_with_a_failed_message(tmp_path, size):
     """The failed-message keys join the footer: it still fits, and they are there."""
-    h = Harness(tmp_path, rate_limit=0, max_payload=300)
+    h = Harness(tmp_path, rate_limit=0, address_rate_limit=0, max_payload=300)
     await h.start()
     try:
         app = h.app("alice")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from workspace_tui.core.history import HistoryQuery, HistoryResult
+from workspace_tui.core.identity import Account, Claim
 from workspace_tui.core.outcomes import Outcome
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage
@@ -40,19 +41,19 @@ class BackendEvents(Protocol):
         """The backend can (``True``) or cannot take messages from now on."""
 
     def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
-                        exclude_user: bool) -> None:
+                        exclude_user: bool, verified: bool = False) -> None:
         """Another node reports a user's connections there."""
 
     def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
         """Another node's user started or stopped typing."""
 
-    def node_users(self, node: str, users: dict[str, tuple[str, str, int]]) -> None:
-        """Everything another node has: ``username -> (user_id, status, connections)``."""
+    def node_users(self, node: str, users: dict[str, tuple[str, str, int, bool]]) -> None:
+        """Everything another node has: ``username -> (user_id, status, connections, verified)``."""
 
     def node_gone(self, node: str) -> None:
         """Another node stopped or died."""
 
-    def local_users(self) -> dict[str, tuple[str, str, int]]:
+    def local_users(self) -> dict[str, tuple[str, str, int, bool]]:
         """This node's users, to announce to the others."""
 
 
@@ -87,6 +88,15 @@ class Backend(ABC):
 
     def release(self, username: str) -> None:
         """Give back a slot :meth:`reserve` granted."""
+
+    @abstractmethod
+    def account(self, name_key: str, done: Callable[[Account | None | Exception], None]) -> None:
+        """Read the account of a name (``None``: nobody has it); *done* gets it or the error."""
+
+    @abstractmethod
+    def claim(self, claim: Claim, done: Callable[[bool | Exception], None]) -> None:
+        """Write ``claim.account`` if the stored one is still ``claim.expected``; *done* gets
+        whether it was written (``False``: another handshake or an admin changed it first)."""
 
     def relay(self, event: dict[str, Any]) -> None:
         """Tell the other nodes about a local user's presence or typing (nothing with one node)."""

@@ -41,10 +41,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
+from workspace_tui.core.identity import Account, Claim
 from workspace_tui.core.outcomes import Duplicate, Failed, RateLimited
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage, iso_timestamp
 
+from . import accounts
 from . import redis_scripts as keys
 from .base import Backend, BackendEvents
 
@@ -116,7 +118,7 @@ class RedisBackend(Backend):
             for name, src in (("send", keys.SEND_LUA), ("relay", keys.RELAY_LUA), ("read", keys.READ_LUA),
                               ("trim", keys.TRIM_LUA), ("size", keys.SIZE_LUA), ("init", keys.INIT_BYTES_LUA),
                               ("newest", keys.NEWEST_LUA), ("reserve", keys.RESERVE_LUA),
-                              ("release", keys.RELEASE_LUA)):
+                              ("release", keys.RELEASE_LUA), ("account_cas", accounts.REDIS_CAS_LUA)):
                 self._scripts[name] = r.register_script(src)
             top, last = await self._scripts["newest"](keys=[keys.MESSAGES, keys.LAST])
             ev = await r.xrevrange(keys.EVENTS, count=1)
@@ -250,7 +252,7 @@ class RedisBackend(Backend):
                     await send(
                         keys=[keys.MESSAGES, keys.dedupe_key(name, cmid), keys.rate_key(name), keys.BYTES, keys.LAST],
                         args=[item.user.user_id, name, item.text, cmid, rate, per_ms, keys.DEDUPE_TTL, tag,
-                              self.max_bytes, keys.ENTRY_OVERHEAD],
+                              self.max_bytes, keys.ENTRY_OVERHEAD, "1" if item.user.verified else ""],
                         client=pipe,
                     )
                     continue
@@ -258,7 +260,8 @@ class RedisBackend(Backend):
                 if event["t"] == "presence":  # the users hash first: it is never behind the stream
                     if event["count"] > 0:
                         pipe.hset(users_key, event["user"], json.dumps(
-                            {"user_id": event["user_id"], "status": event["status"], "count": event["count"]}))
+                            {"user_id": event["user_id"], "status": event["status"], "count": event["count"],
+                             "v": event.get("v", False)}))
                     else:
                         pipe.hdel(users_key, event["user"])
                 await relay(
@@ -462,7 +465,7 @@ class RedisBackend(Backend):
             if kind == "presence":
                 self._remote_nodes.add(node)
                 events.remote_presence(node, event["user"], event["user_id"], event["status"], int(event["count"]),
-                                       bool(event.get("xu")))
+                                       bool(event.get("xu")), bool(event.get("v")))
             elif kind == "typing":
                 events.remote_typing(event["user"], event["user_id"], bool(event["typing"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -532,6 +535,36 @@ class RedisBackend(Backend):
         if latest:
             messages.reverse()
         done(HistoryResult(messages, bool(more), keys.message_id_of(oldest) if oldest else None))
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def account(self, name_key: str, done: Callable[[Account | None | Exception], None]) -> None:
+        self._spawn(self._account(name_key, done))
+
+    async def _account(self, name_key: str, done: Callable[[Account | None | Exception], None]) -> None:
+        try:
+            raw = await self._redis.hget(accounts.REDIS_KEY, name_key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            done(exc)
+            return
+        done(accounts.from_json(name_key, raw))
+
+    def claim(self, claim: Claim, done: Callable[[bool | Exception], None]) -> None:
+        self._spawn(self._claim(claim, done))
+
+    async def _claim(self, claim: Claim, done: Callable[[bool | Exception], None]) -> None:
+        expected = accounts.to_json(claim.expected) if claim.expected is not None else ""
+        try:
+            ok = await self._scripts["account_cas"](
+                keys=[accounts.REDIS_KEY], args=[claim.account.name_key, accounts.to_json(claim.account), expected])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            done(exc)
+            return
+        done(bool(ok))
 
     # -- the global connection cap -------------------------------------------------------
 
@@ -604,10 +637,10 @@ class RedisBackend(Backend):
 
     # -- liveness --------------------------------------------------------------------------
 
-    async def _announce(self, users: dict[str, tuple[str, str, int]]) -> None:
+    async def _announce(self, users: dict[str, tuple[str, str, int, bool]]) -> None:
         """(Re)write this node's heartbeat, users and connection counts, and tell the others."""
         ttl = max(1, int(self.node_ttl * 1000))
-        states = {n: {"user_id": uid, "status": st, "count": c} for n, (uid, st, c) in users.items() if c > 0}
+        states = {n: {"user_id": uid, "status": st, "count": c, "v": v} for n, (uid, st, c, v) in users.items() if c > 0}
         dirty = set(self._dirty)
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(keys.alive_key(self.node), "1", px=ttl)
@@ -627,11 +660,11 @@ class RedisBackend(Backend):
         self._dirty -= dirty
         self._unbacked.clear()  # Redis now counts every slot we hold
 
-    async def _read_remote(self) -> dict[str, dict[str, tuple[str, str, int]]]:
+    async def _read_remote(self) -> dict[str, dict[str, tuple[str, str, int, bool]]]:
         """The other live nodes' users, from their hashes."""
         r = self._redis
         nodes = [n for n in await r.smembers(keys.NODES) if n != self.node]
-        out: dict[str, dict[str, tuple[str, str, int]]] = {}
+        out: dict[str, dict[str, tuple[str, str, int, bool]]] = {}
         if not nodes:
             return out
         pipe = r.pipeline(transaction=False)
@@ -650,7 +683,7 @@ class RedisBackend(Backend):
             out[node] = users
         return out
 
-    def _apply_remote(self, remote: dict[str, dict[str, tuple[str, str, int]]]) -> None:
+    def _apply_remote(self, remote: dict[str, dict[str, tuple[str, str, int, bool]]]) -> None:
         events = self._events
         assert events is not None
         for node, users in remote.items():

@@ -203,7 +203,8 @@ end
 SEND_LUA = _TRIM_LUA + """
 -- KEYS: stream, dedupe key, rate key, bytes key, newest-message key
 -- ARGV: userId, username, text, clientMsgId ('' = none), capacity (0 = no limit),
---       tokens per ms, dedupe ttl (s), origin tag, max bytes (0 = no limit), entry overhead
+--       tokens per ms, dedupe ttl (s), origin tag, max bytes (0 = no limit), entry overhead,
+--       verified ('1' or '')
 local cmid = ARGV[4]
 if cmid ~= '' then
   local prev = redis.call('GET', KEYS[2])
@@ -234,7 +235,7 @@ if cap > 0 then
   redis.call('HSET', KEYS[3], 'tokens', tostring(tokens - 1), 'stamp', now, 'blocked', 0)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-local id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8])
+local id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8], 'v', ARGV[11])
 if cmid ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
 redis.call('SET', KEYS[5], id)
 local overhead = tonumber(ARGV[10])
@@ -450,6 +451,7 @@ def message_from_entry(entry_id: str, fields: dict[str, str] | list[str]) -> Cha
         fields.get("t", ""),
         iso_timestamp(stream_key(entry_id)[0]),
         fields.get("c") or None,
+        fields.get("v") == "1",
     )
 
 
@@ -479,11 +481,11 @@ def after_bound(after: str | None) -> str:
     return "(" + a if a else "-"
 
 
-def node_state(raw: Any) -> tuple[str, str, int] | None:
-    """``(user_id, status, count)`` from a node's users hash value or hello entry (JSON or dict)."""
+def node_state(raw: Any) -> tuple[str, str, int, bool] | None:
+    """``(user_id, status, count, verified)`` from a node's users hash value or hello entry (JSON or dict)."""
     try:
         st = json.loads(raw) if isinstance(raw, str) else raw
-        return str(st["user_id"]), str(st["status"]), int(st["count"])
+        return str(st["user_id"]), str(st["status"]), int(st["count"]), st.get("v") is True
     except (ValueError, KeyError, TypeError):
         return None
 

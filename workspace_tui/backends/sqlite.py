@@ -18,12 +18,15 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from workspace_tui.core.identity import Account, Claim
 from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
 from workspace_tui.core.outcomes import Duplicate, Failed
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
 
+from .accounts import SQLITE_SCHEMA, sqlite_get, sqlite_put
 from .base import Backend, BackendEvents, StoreError
 
 log = logging.getLogger("workspace.server.store")
@@ -35,13 +38,18 @@ CREATE TABLE IF NOT EXISTS messages (
     username TEXT NOT NULL,
     text TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    client_msg_id TEXT
+    client_msg_id TEXT,
+    verified INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client_msg_id
     ON messages (username, client_msg_id) WHERE client_msg_id IS NOT NULL;
 """
 
-_COLUMNS = "id, user_id, username, text, created_at, client_msg_id"
+_COLUMNS = "id, user_id, username, text, created_at, client_msg_id, verified"
+
+
+def _message(row: tuple[Any, ...]) -> ChatMessage:
+    return ChatMessage(*row[:6], bool(row[6]))
 
 
 class IdClock:
@@ -84,6 +92,9 @@ def _open(path: str) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        if "verified" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:  # a store from before
+            db.execute("ALTER TABLE messages ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
+        db.executescript(SQLITE_SCHEMA)
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         if db is not None:
@@ -178,8 +189,9 @@ class SQLiteBackend(Backend):
         db.execute("BEGIN")
         try:
             db.executemany(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                [(m.id, m.user_id, m.username, m.text, m.created_at, m.client_msg_id) for m in messages],
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(m.id, m.user_id, m.username, m.text, m.created_at, m.client_msg_id, int(m.verified))
+                 for m in messages],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -194,7 +206,7 @@ class SQLiteBackend(Backend):
             f"SELECT {_COLUMNS} FROM messages WHERE username = ? AND client_msg_id = ?",
             (draft.user.username, draft.client_msg_id),
         ).fetchone()
-        return ChatMessage(*row) if row else None
+        return _message(row) if row else None
 
     def read(self, query: HistoryQuery, done: Callable[[HistoryResult | Exception], None]) -> None:
         try:
@@ -231,7 +243,7 @@ class SQLiteBackend(Backend):
                 if len(messages) >= query.limit:
                     has_more = True
                     break
-                messages.append(ChatMessage(*row))
+                messages.append(_message(row))
                 used += estimate(row[3])
                 if used >= query.max_bytes:
                     edge = "id > ?" if forward else "id < ?"
@@ -266,7 +278,25 @@ class SQLiteBackend(Backend):
     def all_after(self, since: str) -> list[ChatMessage]:
         """Every message after *since*, oldest first (for tests and tools, not the server)."""
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM messages WHERE id > ? ORDER BY id", (since,)).fetchall()
-        return [ChatMessage(*r) for r in rows]
+        return [_message(r) for r in rows]
+
+    # -- accounts ------------------------------------------------------------
+
+    def account(self, name_key: str, done: Callable[[Account | None | Exception], None]) -> None:
+        try:
+            found = sqlite_get(self.db, name_key)
+        except sqlite3.Error as exc:
+            done(exc)
+            return
+        done(found)
+
+    def claim(self, claim: Claim, done: Callable[[bool | Exception], None]) -> None:
+        try:
+            ok = sqlite_put(self.db, claim)
+        except sqlite3.Error as exc:
+            done(exc)
+            return
+        done(ok)
 
     async def close(self) -> None:
         self.commit()

@@ -21,6 +21,7 @@ COMMANDS = {
     "send": "workspace_tui.cli.oneliners:send",
     "tail": "workspace_tui.cli.oneliners:tail",
     "who": "workspace_tui.cli.oneliners:who",
+    "users": "workspace_tui.cli.users:users",
 }
 SHORT_HELP = {
     "serve": "Host the chat server (embedded SQLite store by default).",
@@ -28,6 +29,7 @@ SHORT_HELP = {
     "send": "Send one message (or stdin) and wait for the server's ack.",
     "tail": "Print messages as they arrive.",
     "who": "List who is here, with their status.",
+    "users": "Who owns which name: list, add (an invite), remove, reset (admin).",
 }
 
 

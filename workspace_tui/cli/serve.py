@@ -79,6 +79,17 @@ def startup_error(exc: BaseException, host: str, port: int) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 SERVE_EPILOG = """\b
 Exit codes:
   0    stopped by Ctrl-C or SIGTERM (every connection closed with 1001, the store flushed)
@@ -143,6 +154,17 @@ Exit codes:
     type=click.Choice(["auto", "asyncio", "uvloop"]),
     help="Event loop. uvloop (the speedups extra) holds each connection in ~15% less memory; auto uses it when installed.",
 )
+@_opt(
+    "--auth",
+    envvar="WORKSPACE_AUTH",
+    default="claim",
+    type=click.Choice(["claim", "invite", "open"]),
+    help="Who may use a name: claim (the first of our clients to use a name owns it by a key), invite (only names "
+    "made with `workspace users add`), open (anyone is anyone: for a throwaway server). See docs/security.md.",
+)
+@_opt("--max-connections-per-address", envvar="WORKSPACE_MAX_CONNECTIONS_PER_ADDRESS", default=256, type=click.IntRange(0), help="Concurrent connections from one client address (0 = unlimited).")
+@_opt("--claims-per-hour", envvar="WORKSPACE_CLAIMS_PER_HOUR", default=30, type=click.IntRange(0), help="New names one address may claim per hour (0 = unlimited).")
+@_opt("--address-rate-limit", envvar="WORKSPACE_ADDRESS_RATE_LIMIT", default=600, type=click.IntRange(0), help="Messages per minute from one address, across all its names (0 turns it off).")
 def serve(
     host: str,
     port: int,
@@ -164,6 +186,10 @@ def serve(
     broker_max_mb: int,
     broker_max_age_days: float,
     loop: str,
+    auth: str,
+    max_connections_per_address: int,
+    claims_per_hour: int,
+    address_rate_limit: int,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
     from workspace_tui import paths
@@ -209,7 +235,14 @@ def serve(
         broker_node_ttl=broker_ttl,
         broker_max_bytes=broker_max_mb * 1024 * 1024,
         broker_max_age=broker_max_age_days * 86400.0,
+        auth=auth,
+        max_connections_per_address=max_connections_per_address,
+        claims_per_hour=claims_per_hour,
+        address_rate_limit=address_rate_limit,
     )
+    if auth == "open" and not _loopback(host):
+        click.echo(f"WARNING: --auth open on {host}: anyone who can reach port {port} can use any name, read the "
+                   "history and post as anyone. Use --auth claim or invite on a shared network.", err=True)
 
     async def run() -> None:
         # Handlers first: a SIGTERM while the server starts still means a clean stop.

@@ -51,6 +51,11 @@ from workspace_tui.protocol import (
     pong_frame,
     presence_frame,
     typing_frame,
+    REFUSED_KEY_REQUIRED,
+    REFUSED_NAME_TAKEN,
+    REFUSED_THROTTLED,
+    name_key,
+    offered_secrets,
     validate_username,
 )
 
@@ -65,7 +70,8 @@ from .history import (
     fit_oldest,
     history_payload,
 )
-from .limits import Limiter
+from .identity import Account, Claim, Throttle, decide, is_wrong_secret
+from .limits import Limiter, TokenBucket
 from .outcomes import Duplicate, Outcome, RateLimited
 from .presence import Presence, RemoteUser
 from .rules import Rules
@@ -109,7 +115,12 @@ class ChatCore:
         self.out: list[Effect] = []
         self.presence = Presence(rules.status_memory)
         self.conns: set[Conn] = set()  # open connections
-        self.reservations: dict[str, int] = {}  # username -> slots of the per-user cap in use
+        self.reservations: dict[str, int] = {}  # name key -> slots of the per-user cap in use
+        self.address_conns: dict[str, int] = {}  # client address -> slots of the per-address cap in use
+        self.address_limiters: dict[str, Limiter] = {}  # client address -> its message:send limit
+        self.claim_buckets: dict[str, TokenBucket] = {}  # client address -> names it may still claim
+        self.throttle = Throttle()  # wrong keys and invites
+        self.spellings: dict[str, str] = {}  # name key -> the spelling of the user here with it
         self.send_limiters: dict[str, Limiter] = {}
         self.frame_limiters: dict[str, Limiter] = {}
         self.inflight: dict[tuple[str, str], Draft] = {}  # (username, clientMsgId) -> draft
@@ -145,10 +156,12 @@ class ChatCore:
             presented = authorization[7:].strip()
         return presented is not None and hmac.compare_digest(presented.encode(), token.encode())
 
-    def admit(self, query: dict[str, list[str]], authorization: str | None) -> Session | Refusal:
-        """Decide a WebSocket handshake on ``/ws``. An admitted session holds a slot of the
-        per-user cap (taken now, synchronously, so concurrent handshakes cannot overshoot it)
-        until :meth:`release`."""
+    def admit(self, query: dict[str, list[str]], authorization: str | None, address: str = "",
+              protocols: tuple[str, ...] | list[str] = ()) -> Session | Refusal:
+        """Decide a WebSocket handshake on ``/ws``, up to its identity (:meth:`identify` decides that,
+        once the server has read the name's account). An admitted session holds a slot of the
+        per-user and per-address caps (taken now, synchronously, so concurrent handshakes cannot
+        overshoot them) until :meth:`release`."""
         if not self.authorized(query, authorization):
             return Refusal(401, "unauthorized: missing or wrong token (token=... or Authorization: Bearer ...)")
         username = _first(query, "username")
@@ -168,13 +181,99 @@ class ChatCore:
         presence = _first(query, "presence")
         if presence is not None and presence != "none":
             return Refusal(400, "bad request: presence may only be 'none' (a quiet connection)")
+        key, invite, problem = offered_secrets(list(protocols))
+        if problem:
+            return Refusal(400, f"bad request: {problem}")
         if self.closing:
             return Refusal(503, "server is shutting down")
+        folded = name_key(username)
+        if self.rules.auth != "open" and (key or invite):
+            wait = self.throttle.wait((folded, address), self.clock.monotonic())
+            if wait:
+                return self.throttle.refusal(wait)
         cap = self.rules.max_connections_per_user
-        if cap and self.reservations.get(username, 0) >= cap:
+        if cap and self.reservations.get(folded, 0) >= cap:
             return self._over_cap(username)
-        self.reservations[username] = self.reservations.get(username, 0) + 1
-        return Session(username, presence == "none", since, history)
+        per_address = self.rules.max_connections_per_address
+        if per_address and self.address_conns.get(address, 0) >= per_address:
+            return Refusal(429, f"too many connections from {address}: the limit is {per_address} per address "
+                                "(workspace serve --max-connections-per-address)")
+        self.reservations[folded] = self.reservations.get(folded, 0) + 1
+        self.address_conns[address] = self.address_conns.get(address, 0) + 1
+        return Session(username, presence == "none", since, history, address, key, invite, folded)
+
+    @property
+    def needs_accounts(self) -> bool:
+        """Whether handshakes wait for their name's account (not with ``--auth open``)."""
+        return self.rules.auth != "open"
+
+    def identify(self, session: Session, account: Account | None | Exception) -> Session | Claim | Refusal:
+        """The name's account is known (``None``: nobody has it): decide what the session proves.
+        A :class:`Claim` is for the backend to write, then :meth:`claimed`; a refusal has let go
+        of the session's slots."""
+        if isinstance(account, Exception):
+            self.release(session)
+            return Refusal(503, "the store is unavailable; try again shortly")
+        if self.rules.auth == "open":
+            return self._admitted(session, False)
+        now = self.clock.monotonic()
+        decision = decide(self.rules.auth, session.username, session.key, session.invite, account,
+                          self.clock.wall_ms(), session.username)
+        if isinstance(decision, Refusal):
+            if is_wrong_secret(decision):
+                self.counters.rejections[decision.code or "refused"] += 1
+                self.throttle.failed((session.name_key, session.address), now)
+            self.release(session)
+            return decision
+        if isinstance(decision, Claim):
+            if decision.expected is None:  # a new name: limited per address
+                limit = self.rules.claims_per_hour
+                if limit:
+                    bucket = self.claim_buckets.get(session.address)
+                    if bucket is None:
+                        bucket = self.claim_buckets[session.address] = TokenBucket(limit, limit / 3600.0)
+                    wait = bucket.take(now)
+                    if wait:
+                        self.release(session)
+                        return Refusal(429, f"too many names claimed from {session.address}: at most {limit} per "
+                                            f"hour; try again in {int(wait) + 1} s", REFUSED_THROTTLED,
+                                       retry_after=int(wait) + 1)
+            return decision
+        if account is not None:
+            session.username = account.username
+        return self._admitted(session, decision)
+
+    def claimed(self, session: Session, claim: Claim, ok: bool | Exception) -> Session | Refusal:
+        """The backend wrote *claim* (``True``), found the account changed meanwhile (``False``: another
+        handshake claimed it first), or failed."""
+        if ok is True:
+            session.username = claim.account.username
+            # Connections that used this name unverified, before anyone owned it, are not its owner's.
+            u = self.presence.users.get(session.username)
+            if u is not None and not u.verified:
+                for conn in [*u.conns, *(c for c in self.conns if c.user is u and c.quiet)]:
+                    self._close(conn, CLOSE_POLICY, f"{u.username} was just claimed by its owner's key")
+            return self._admitted(session, True)
+        self.release(session)
+        if isinstance(ok, Exception):
+            return Refusal(503, "the store is unavailable; try again shortly")
+        return Refusal(409, f"{session.username} was claimed by someone else just now", REFUSED_NAME_TAKEN)
+
+    def _admitted(self, session: Session, verified: bool) -> Session | Refusal:
+        """The last check: a name is one name whatever its case (``ALICE`` is ``alice``'s)."""
+        session.verified = verified
+        session.key = session.invite = None  # not kept past the handshake
+        other = self.spellings.get(session.name_key)
+        if other is not None and other != session.username:
+            self.release(session)
+            return Refusal(409, f"the name {session.username} is taken: {other} is online, and names are the same "
+                                "regardless of case and look-alike letters (I l 1, O 0)", REFUSED_NAME_TAKEN)
+        u = self.presence.users.get(session.username)
+        if u is not None and u.verified and not verified:
+            self.release(session)
+            return Refusal(401, f"{session.username} is claimed on this server and this device has no key for it",
+                           REFUSED_KEY_REQUIRED)
+        return session
 
     def _over_cap(self, username: str) -> Refusal:
         cap = self.rules.max_connections_per_user
@@ -186,15 +285,16 @@ class ChatCore:
         return self._over_cap(session.username)
 
     def release(self, session: Session) -> None:
-        """The connection of *session* is gone (or never opened): its cap slot is free."""
+        """The connection of *session* is gone (or never opened): its cap slots are free."""
         if session.released:
             return
         session.released = True
-        n = self.reservations.get(session.username, 0) - 1
-        if n > 0:
-            self.reservations[session.username] = n
-        else:
-            self.reservations.pop(session.username, None)
+        for counts, key in ((self.reservations, session.name_key), (self.address_conns, session.address)):
+            n = counts.get(key, 0) - 1
+            if n > 0:
+                counts[key] = n
+            else:
+                counts.pop(key, None)
 
     # -- connections -----------------------------------------------------------
 
@@ -203,6 +303,9 @@ class ChatCore:
         now = self.clock.monotonic()
         session = conn.session
         u = self.presence.user(session.username, now)
+        if session.verified:
+            u.verified = True
+        self.spellings[session.name_key] = u.username
         conn.user = u
         conn.last_heard = now
         before = self.presence.aggregate(u.username)[1]
@@ -215,19 +318,19 @@ class ChatCore:
         self.counters.connections_total += 1
         out = self.out
         out.append(Attach(conn))
-        out.append(Deliver(conn, self._connected_parts(u)))
+        out.append(Deliver(conn, self._connected_parts(u, session.verified)))
         self._start_history(conn)
         if conn.quiet:
             return
         self._relay_state(u, exclude_user=not before)
         if count and not before:
-            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count)),
+            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count, u.verified)),
                                      exclude_user=u.user_id, lazy=True))
         elif before and count:  # another connection of a visible user: same status, new count
-            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count)),
+            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count, u.verified)),
                                      exclude_conn=conn, lazy=True))
 
-    def _connected_parts(self, u: User) -> list[bytes]:
+    def _connected_parts(self, u: User, verified: bool) -> list[bytes]:
         head = encode(
             {
                 "type": "connected",
@@ -235,6 +338,8 @@ class ChatCore:
                 "username": u.username,
                 "timestamp": iso_timestamp(self.clock.wall_ms()),
                 "connectedUsers": self.presence.connected_users,
+                "verified": verified,
+                "auth": self.rules.auth,
             }
         )
         last = self.last_message_id
@@ -265,11 +370,14 @@ class ChatCore:
             self._relay_state(u, exclude_user=not count)
             if before and not self.closing:
                 if not count:
-                    self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, "offline", 0)),
+                    self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, "offline", 0, u.verified)),
                                              exclude_user=u.user_id, lazy=True))
                 else:  # one of several closed: the new count
-                    self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count)), lazy=True))
+                    frame = presence_frame(u.user_id, u.username, status, count, u.verified)
+                    self._about(u, Broadcast(encode(frame), lazy=True))
         self.presence.forget_if_unused(u, now)
+        if u.username not in self.presence.users:
+            self.spellings.pop(conn.session.name_key, None)
         self.release(conn.session)
 
     def heard(self, conn: Conn) -> None:
@@ -386,6 +494,21 @@ class ChatCore:
             wait = lim.check(now)
             if wait:
                 self._refuse_rate(conn, cmid, wait)
+                return
+        if rules.address_rate_limit:
+            address = conn.session.address
+            lim = self.address_limiters.get(address)
+            if lim is None:
+                lim = self.address_limiters[address] = Limiter(
+                    rules.address_rate_limit, rules.address_rate_limit / 60.0, rules.flood_threshold
+                )
+            wait = lim.check(self.clock.monotonic())
+            if wait:
+                self._reject(conn, error_frame(
+                    ERR_RATE_LIMITED, f"rate limit: at most {rules.address_rate_limit} messages per minute from "
+                                      "one address, across all names",
+                    client_msg_id=cmid, frame_type="message:send", retry_after_ms=wait,
+                ))
                 return
         if self.closing or not self.store_up:
             why = "server is shutting down" if self.closing else "the store is unavailable; send it again later"
@@ -545,10 +668,10 @@ class ChatCore:
         status_now, count = self.presence.refresh(u.username, u.user_id)
         self._relay_state(u, exclude_user=False)
         if before or count:
-            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status_now, count)),
+            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status_now, count, u.verified)),
                                      exclude_conn=conn, lazy=True))
         else:  # hidden before and after: only the user's own other connections learn it
-            payload = encode(presence_frame(u.user_id, u.username, status, len(u.conns)))
+            payload = encode(presence_frame(u.user_id, u.username, status, len(u.conns), u.verified))
             for other in u.conns:
                 if other is not conn:
                     self._about(u, Deliver(other, payload))
@@ -558,18 +681,18 @@ class ChatCore:
         connections there do not get the resulting presence frame)."""
         self._about(u, Relay({
             "t": "presence", "user": u.username, "user_id": u.user_id, "status": u.status,
-            "count": len(u.conns), "xu": exclude_user,
+            "count": len(u.conns), "xu": exclude_user, "v": u.verified,
         }))
 
     # -- other nodes ---------------------------------------------------------------
 
     def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
-                        exclude_user: bool = False) -> None:
+                        exclude_user: bool = False, verified: bool = False) -> None:
         """Another node reports *username*'s connections there."""
         before = self.presence.aggregate(username)
         users = self.presence.remote.setdefault(node, {})
         if count > 0:
-            users[username] = RemoteUser(user_id, status, count, self.clock.monotonic())
+            users[username] = RemoteUser(user_id, status, count, self.clock.monotonic(), verified)
             u = self.presence.users.get(username)
             if u is not None and u.conns and u.status != status:  # a status is the user's everywhere
                 u.status = status
@@ -577,21 +700,23 @@ class ChatCore:
             users.pop(username, None)
         after = self.presence.refresh(username, user_id)
         if after != before:
-            self.out.append(Broadcast(encode(presence_frame(user_id, username, after[0], after[1])),
+            self.out.append(Broadcast(encode(presence_frame(user_id, username, after[0], after[1],
+                                                            self.presence.verified(username))),
                                       exclude_user=user_id if exclude_user else None, lazy=True))
 
     def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
         """Another node's user started or stopped typing."""
         self.out.append(Broadcast(encode(typing_frame(user_id, username, is_typing)), exclude_user=user_id, lazy=True))
 
-    def node_users(self, node: str, users: dict[str, tuple[str, str, int]]) -> None:
-        """Everything *node* has (``username -> (user_id, status, count)``), replacing what we knew."""
+    def node_users(self, node: str, users: dict[str, tuple[Any, ...]]) -> None:
+        """Everything *node* has (``username -> (user_id, status, count[, verified])``), replacing
+        what we knew."""
         known = self.presence.remote.get(node, {})
         for name in [n for n in known if n not in users]:
             r = known[name]
             self.remote_presence(node, name, r.user_id, r.status, 0)
-        for name, (user_id, status, count) in users.items():
-            self.remote_presence(node, name, user_id, status, count)
+        for name, (user_id, status, count, *verified) in users.items():
+            self.remote_presence(node, name, user_id, status, count, verified=bool(verified and verified[0]))
 
     def node_gone(self, node: str) -> None:
         """*node* stopped or died: its users leave with it (and a dead node cannot clear their typing)."""
@@ -602,9 +727,9 @@ class ChatCore:
             self.node_users(node, {})
         self.presence.remote.pop(node, None)
 
-    def local_users(self) -> dict[str, tuple[str, str, int]]:
+    def local_users(self) -> dict[str, tuple[str, str, int, bool]]:
         """This node's visible-capable users, for announcing them to the other nodes."""
-        return {n: (u.user_id, u.status, len(u.conns)) for n, u in self.presence.users.items() if u.conns}
+        return {n: (u.user_id, u.status, len(u.conns), u.verified) for n, u in self.presence.users.items() if u.conns}
 
     # -- history -------------------------------------------------------------------
 
@@ -754,6 +879,11 @@ class ChatCore:
             for limiters in (self.send_limiters, self.frame_limiters):
                 for name in [n for n, lim in limiters.items() if n not in self.presence.users and lim.idle(now)]:
                     del limiters[name]
+            for address in [a for a, lim in self.address_limiters.items() if lim.idle(now)]:
+                del self.address_limiters[address]
+            for address in [a for a, b in self.claim_buckets.items() if b.full(now)]:
+                del self.claim_buckets[address]
+            self.throttle.prune(now)
             self.presence.prune(now)
 
     def _keepalive(self, now: float) -> None:

@@ -23,6 +23,7 @@ class RemoteUser(NamedTuple):
     status: str
     count: int
     stamp: float  # when we heard it: the most recent status wins when the user is not here
+    verified: bool = False
 
 
 class Presence:
@@ -101,11 +102,19 @@ class Presence:
             return "offline", 0
         return status, count
 
+    def verified(self, username: str) -> bool:
+        """Whether *username* proved the name, here or on another node."""
+        u = self.users.get(username)
+        if u is not None and u.verified:
+            return True
+        return any(r.verified for users in self.remote.values() if (r := users.get(username)) is not None)
+
     def refresh(self, username: str, user_id: str) -> tuple[str, int]:
         """Recompute *username*'s roster entry after any change; returns their global state."""
         status, count = self.aggregate(username)
         if count:
-            entry = encode({"userId": user_id, "username": username, "status": status, "connections": count})
+            entry = encode({"userId": user_id, "username": username, "status": status, "connections": count,
+                            "verified": self.verified(username)})
             if self._entries.get(user_id) == entry:
                 return status, count
             self._entries[user_id] = entry

@@ -25,6 +25,11 @@ class Rules:
     ping_timeout: float | None = 20.0  # ... and how long an answer may take
     status_memory: float = 300.0  # a chosen status survives a reconnect within this many seconds
     send_buffer_limit: int = 4 * 1024 * 1024  # bytes waiting for one connection before 4001
+    auth: str = "claim"  # who may use a name: claim (first key owns it), invite (admin-made names), open
+    # Per client address (docs/security.md); 0 = off. A team behind one NAT shares an address.
+    max_connections_per_address: int = 256
+    claims_per_hour: int = 30  # names claimed from one address per hour
+    address_rate_limit: int = 600  # message:send per minute from one address, across all names
 
     @property
     def limits(self) -> Limits:

@@ -15,25 +15,37 @@ class Session:
     """What the handshake decided about a connection; it holds one slot of the per-user cap
     from admission until :meth:`ChatCore.release` (called once the TCP connection is gone)."""
 
-    __slots__ = ("username", "quiet", "since", "history", "released", "global_slot")
+    __slots__ = (
+        "username", "name_key", "quiet", "since", "history", "released", "global_slot", "address", "key", "invite",
+        "verified",
+    )
 
-    def __init__(self, username: str, quiet: bool, since: str | None, history: int) -> None:
-        self.username = username
+    def __init__(self, username: str, quiet: bool, since: str | None, history: int, address: str = "",
+                 key: str | None = None, invite: str | None = None, name_key: str | None = None) -> None:
+        self.username = username  # the stored spelling once the account is known
+        self.name_key = name_key or username  # the identity of the name (case, look-alikes folded)
         self.quiet = quiet
         self.since = since
         self.history = history
         self.released = False
         self.global_slot = False  # the backend granted a slot of the workspace-wide cap too
+        self.address = address  # the client's address, for the per-address limits
+        self.key = key  # the secrets offered in Sec-WebSocket-Protocol, until identity is decided
+        self.invite = invite
+        self.verified = False
 
 
 class Refusal:
-    """A handshake the core refuses: the HTTP status and a plain-text reason."""
+    """A handshake the core refuses: the HTTP status, a plain-text reason, and for identity
+    refusals a machine-readable code (the ``Workspace-Refusal`` header) and a ``Retry-After``."""
 
-    __slots__ = ("status", "reason")
+    __slots__ = ("status", "reason", "code", "retry_after")
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, code: str | None = None, retry_after: int | None = None) -> None:
         self.status = status
         self.reason = reason
+        self.code = code
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return f"Refusal({self.status}, {self.reason!r})"
@@ -80,11 +92,13 @@ class User:
 
     __slots__ = (
         "username", "user_id", "status", "conns", "quiet", "typing", "typing_until", "backlog", "pending",
+        "verified",
     )
 
-    def __init__(self, username: str, status: str = "online") -> None:
+    def __init__(self, username: str, status: str = "online", verified: bool = False) -> None:
         self.username = username
         self.user_id = user_id_for(username)
+        self.verified = verified  # proved the name (a key); unverified names are marked by clients
         self.status = status
         # visible-capable (non-quiet) connections: at most a few, and a list is smaller than a set
         self.conns: list[Conn] = []
@@ -117,4 +131,4 @@ class Draft:
 
     def message(self, message_id: str, created_at: str) -> ChatMessage:
         u = self.user
-        return ChatMessage(message_id, u.user_id, u.username, self.text, created_at, self.client_msg_id)
+        return ChatMessage(message_id, u.user_id, u.username, self.text, created_at, self.client_msg_id, u.verified)

@@ -43,8 +43,9 @@ from workspace_tui.core.effects import (
 )
 from workspace_tui.core.history import HistoryQuery, HistoryResult
 from workspace_tui.core.outcomes import Outcome
+from workspace_tui.core.identity import Claim
 from workspace_tui.core.state import Conn, Draft, Refusal, Session
-from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, WS_PATH, ChatMessage
+from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, REFUSAL_HEADER, WS_PATH, ChatMessage
 
 from .config import ServerConfig
 from .connection import LOW_WATER, Connection
@@ -79,6 +80,15 @@ def make_backend(config: ServerConfig) -> Backend:
     from workspace_tui.backends.sqlite import SQLiteBackend
 
     return SQLiteBackend(config.db_path)
+
+
+def peer_address(peer: Connection) -> str:
+    """The client's address, for the per-address limits."""
+    address = getattr(peer, "address", None)
+    if address:
+        return address
+    name = peer.transport.get_extra_info("peername")
+    return str(name[0]) if name else "?"
 
 
 class Server:
@@ -300,12 +310,51 @@ class Server:
             else:
                 self._refuse(peer, request, Refusal(404, f"not found: the chat is at {WS_PATH}?username=NAME"))
             return
-        decision = self.core.admit(query, auth)
+        protocols = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
+        decision = self.core.admit(query, auth, peer_address(peer), protocols)
         if isinstance(decision, Refusal):
             self._refuse(peer, request, decision)
             return
-        session = decision
-        peer.session = session
+        peer.session = decision
+        if self.core.needs_accounts:
+            self.backend.account(decision.name_key, lambda account: self._identified(peer, request, decision, account))
+        else:
+            self._decided(peer, request, self.core.identify(decision, None))  # type: ignore[arg-type]
+
+    def _identified(self, peer: Connection, request: Request, session: Session, account: Any) -> None:
+        """The name's account is read: the core decides what the handshake proves."""
+        if peer.lost or session.released:
+            self.core.release(session)
+            return
+        decision = self.core.identify(session, account)
+        if isinstance(decision, Claim):
+            claim = decision
+            self.backend.claim(claim, lambda ok: self._claimed(peer, request, session, claim, ok))
+        else:
+            self._decided(peer, request, decision)
+        self.run()  # a claim may close the name's unverified connections
+
+    def _claimed(self, peer: Connection, request: Request, session: Session, claim: Claim, ok: Any) -> None:
+        if peer.lost or session.released:
+            self.core.release(session)
+            if ok is True:
+                log.info("%s claimed by %s", claim.account.username, session.address)
+            return
+        decision = self.core.claimed(session, claim, ok)
+        if not isinstance(decision, Refusal):
+            log.info("%s claimed by %s", claim.account.username, session.address)
+        self._decided(peer, request, decision)
+        self.run()
+
+    def _decided(self, peer: Connection, request: Request, decision: Session | Refusal) -> None:
+        if isinstance(decision, Refusal):
+            peer.session = None
+            self._refuse(peer, request, decision)
+        else:
+            self._reserve(peer, request, decision)
+
+    def _reserve(self, peer: Connection, request: Request, session: Session) -> None:
+        """The last step: a slot of the workspace-wide per-user cap (Redis), then accept."""
         cap = self.config.max_connections_per_user
 
         def reserved(ok: bool) -> None:
@@ -355,7 +404,12 @@ class Server:
 
     def _refuse(self, peer: Connection, request: Request, refusal: Refusal) -> None:
         self._count_refusal(peer, request.path, refusal.status, refusal.reason.encode())
-        peer.respond(peer.ws.reject(refusal.status, refusal.reason.rstrip("\n") + "\n"))
+        response = peer.ws.reject(refusal.status, refusal.reason.rstrip("\n") + "\n")
+        if refusal.code:
+            response.headers[REFUSAL_HEADER] = refusal.code
+        if refusal.retry_after:
+            response.headers["Retry-After"] = str(refusal.retry_after)
+        peer.respond(response)
 
     def _count_refusal(self, peer: Connection, path: str, status: int, body: bytes) -> None:
         self.handshake_rejections[status] += 1
@@ -442,15 +496,15 @@ class Server:
         self.core.store_available(up)
 
     def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
-                        exclude_user: bool) -> None:
-        self.core.remote_presence(node, username, user_id, status, count, exclude_user)
+                        exclude_user: bool, verified: bool = False) -> None:
+        self.core.remote_presence(node, username, user_id, status, count, exclude_user, verified)
         self.run()
 
     def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
         self.core.remote_typing(username, user_id, is_typing)
         self.run()
 
-    def node_users(self, node: str, users: dict[str, tuple[str, str, int]]) -> None:
+    def node_users(self, node: str, users: dict[str, tuple[str, str, int, bool]]) -> None:
         self.core.node_users(node, users)
         self.run()
 
@@ -459,7 +513,7 @@ class Server:
         self.run()
         self.fanout.flush()
 
-    def local_users(self) -> dict[str, tuple[str, str, int]]:
+    def local_users(self) -> dict[str, tuple[str, str, int, bool]]:
         return self.core.local_users()
 
 

@@ -45,6 +45,13 @@ class ServerConfig:
     broker_max_bytes: int = 512 * 1024 * 1024  # message text kept in the Redis stream, oldest trimmed first
     broker_max_age: float = 30 * 24 * 3600.0  # ... and messages older than this are trimmed (0 = keep)
 
+    # Names and addresses (docs/security.md)
+    auth: str = "claim"  # claim: the first key owns a name; invite: only admin-made names; open: no checks
+    max_connections_per_address: int = 256  # 0 = unlimited
+    claims_per_hour: int = 30  # names one address may claim per hour; 0 = unlimited
+    address_rate_limit: int = 600  # message:send per minute from one address, all names; 0 = off
+    address_limits: bool = True  # False (--no-address-limits) lifts every per-address limit
+
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **overrides)
 
@@ -70,4 +77,8 @@ class ServerConfig:
             ping_timeout=self.ping_timeout,
             status_memory=self.status_memory,
             send_buffer_limit=self.send_buffer_limit,
+            auth=self.auth,
+            max_connections_per_address=self.max_connections_per_address if self.address_limits else 0,
+            claims_per_hour=self.claims_per_hour if self.address_limits else 0,
+            address_rate_limit=self.address_rate_limit if self.address_limits else 0,
         )

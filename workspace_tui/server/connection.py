@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.frames import Opcode
+
+from workspace_tui.protocol import SUBPROTOCOL
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -50,6 +53,12 @@ LOW_WATER = 64 * 1024
 _TEXT, _BINARY, _CONT, _PING, _PONG, _CLOSE = (
     Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING, Opcode.PONG, Opcode.CLOSE
 )
+
+
+def _select_subprotocol(_protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
+    """Ours when offered (the others a client offers carry its key or invite: never echoed back);
+    none for clients that offer none, as the protocol document's do."""
+    return SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
 class ConnectionEvents(Protocol):
@@ -106,6 +115,7 @@ class Connection(asyncio.Protocol):
         self.ws = ServerProtocol(
             max_size=server.config.max_payload,
             extensions=server.extensions,
+            select_subprotocol=_select_subprotocol,
             logger=_ws_log,
         )
         transport.set_write_buffer_limits(high=LOW_WATER, low=LOW_WATER)
