@@ -38,14 +38,15 @@ def test_version_runs_as_module():
 
 # Which subpackages each layer may import from; cli sits on top of everything.
 ALLOWED = {
-    "protocol": set(),
+    "protocol": {"text_rules"},
+    "text_rules": set(),
     "paths": set(),
     "config": {"paths"},
     "core": {"protocol", "core"},
     "backends": {"protocol", "core", "backends"},
     "server": {"protocol", "paths", "core", "backends", "server"},
-    "client": {"protocol", "paths", "client"},
-    "tui": {"protocol", "paths", "config", "client", "tui"},
+    "client": {"protocol", "text_rules", "paths", "client"},
+    "tui": {"protocol", "text_rules", "paths", "config", "client", "tui"},
 }
 
 

@@ -20,6 +20,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, NamedTuple, Self, Union
 
+from workspace_tui.text_rules import drop_invisible, is_blank
+
 try:  # the builtin module: ``import hashlib`` would load OpenSSL's too (~1.5 ms at startup)
     from _blake2 import blake2b as _blake2b
 except ImportError:  # pragma: no cover - CPython always has it
@@ -125,6 +127,7 @@ def name_key(username: str) -> str:
 # -- checks ------------------------------------------------------------------
 
 _USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+_HAS_ALNUM: Final = re.compile(r"[A-Za-z0-9]")
 
 
 def validate_username(name: str | None) -> str | None:
@@ -135,6 +138,9 @@ def validate_username(name: str | None) -> str | None:
         return f"username must be at most {USERNAME_MAX} characters"
     if not _USERNAME_RE.fullmatch(name):
         return "username may contain only letters, digits, '_', '.' and '-'"
+    if not _HAS_ALNUM.search(name):
+        # '_', '..' or '-' alone would be a name nobody can tell apart or say out loud.
+        return "username must contain at least one letter or digit"
     return None
 
 
@@ -160,6 +166,8 @@ def sanitize_text(text: str) -> str:
     tab, DEL, C1 controls and bidi override/isolate characters; CRLF and lone
     CR become LF. No HTML escaping: clients render plain text. Lone surrogates
     (from JSON ``\\udXXX`` escapes) are dropped so the result encodes as UTF-8.
+    Then invisible characters go and combining marks are capped
+    (:func:`workspace_tui.text_rules.drop_invisible`).
     """
     if text.isascii() and text.isprintable():
         return text  # the common case: nothing to clean
@@ -168,7 +176,7 @@ def sanitize_text(text: str) -> str:
     text = _CONTROLS.sub("", text)
     if any("\ud800" <= ch <= "\udfff" for ch in text):
         text = "".join(ch for ch in text if not "\ud800" <= ch <= "\udfff")
-    return text
+    return drop_invisible(text)
 
 
 # -- identifiers and time ----------------------------------------------------
@@ -391,10 +399,13 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         text = obj.get("text")
         if not isinstance(text, str):
             raise FrameError(ERR_INVALID_FIELD, "text must be a string", cmid, kind)
-        text = sanitize_text(text)
-        if not text.strip():
-            raise FrameError(ERR_EMPTY_TEXT, "message text is empty", cmid, kind)
-        return SendMessage(text, cmid)
+        cleaned = sanitize_text(text)
+        if is_blank(cleaned):
+            why = "message text is empty" if not text.strip() else (
+                "message text has nothing visible once cleaned (only blank, invisible or control characters)"
+            )
+            raise FrameError(ERR_EMPTY_TEXT, why, cmid, kind)
+        return SendMessage(cleaned, cmid)
     if kind == "typing:indicator":
         is_typing = obj.get("isTyping")
         if not isinstance(is_typing, bool):

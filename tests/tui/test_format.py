@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 
-from workspace_tui.tui.format import mentions, safe, typing_text, user_colour
+from workspace_tui.tui.format import mentions, safe, safe_name, typing_text, user_colour
 from workspace_tui.tui.widgets.message_list import wrap_line
 
 
@@ -44,3 +44,13 @@ def test_mentions():
 def test_safe_removes_escapes_and_controls():
     hostile = "a\x1b[2Jb\x1b]52;c;aGk=\x07c\x1b]8;;http://e\x1b\\d\x9b0me\u202ef\x07g\tTab"
     assert safe(hostile) == "abcdefg    Tab"
+
+
+def test_safe_drops_invisible_characters_but_keeps_emoji_sequences():
+    # What a hostile or older server may still pass through: the TUI cleans it again.
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "hidden")
+    assert safe("zero\u200bwidth\u2060 " + hidden + "tags\u200e\ufeff") == "zerowidth tags"
+    assert safe("\u3164") == "" and safe_name("ali\u200bce\u3164") == "alice"
+    assert safe("Z" + "\u0301" * 40) == "Z" + "\u0301" * 4
+    for emoji in ("👩‍💻", "👨‍👩‍👧", "❤️", "🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"):
+        assert safe(f"hi {emoji}") == f"hi {emoji}"

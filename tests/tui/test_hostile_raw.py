@@ -23,6 +23,7 @@ RAW = [
     "clip\x1b]52;c;aGVsbG8=\x07board",
     "osc8 \x1b]8;;http://evil\x1b\\text\x1b]8;;\x1b\\ end",
     "c1\x9b31mred\x9b0m and bidi \u202eevil",
+    "zero\u200bwidth\u2060 and " + "".join(chr(0xE0000 + ord(c)) for c in "hidden") + "tags\u3164",
 ]
 
 
@@ -47,11 +48,11 @@ async def test_raw_escape_sequences_and_markup_are_inert():
         await pilot.pause()
         shown = screen_text(app)
         for literal in ("[bold]x[/]", "[@click=app.quit]quit[/]", "[link=http://e]link[/]", "wipescreen", "clipboard",
-                        "osc8 text end", "c1red and bidi evil"):
+                        "osc8 text end", "c1red and bidi evil", "zerowidth and tags"):
             assert literal in shown, literal
         assert "[bold red]mallory[/]" in shown  # the name, literally, in the list, roster and typing line
         assert "[bold red]mallory[/] is typing…" in shown
-        assert not any(ch in shown for ch in "\x1b\x9b\x9d\x07\u202e")
+        assert not any(ch in shown for ch in "\x1b\x9b\x9d\x07\u202e\u200b\u2060\u3164\U000e0068")
         assert app.is_running
 
 

@@ -41,9 +41,12 @@ STATUS_ORDER: Final = {"online": 0, "busy": 1, "away": 2, "offline": 3}
 
 
 def safe(text: str) -> str:
-    """Untrusted text made inert: escape sequences and control characters removed.
+    """Untrusted text made inert: escape sequences, control and invisible characters removed.
 
-    Tabs become spaces so cell widths are predictable.
+    The same cleaning the server applies (``protocol.sanitize_text``), done again because a
+    hostile or older server may pass anything through: zero-width and tag characters,
+    fillers, loose joiners and stacked marks go, emoji ZWJ sequences stay whole. Tabs become
+    spaces so cell widths are predictable.
     """
     return sanitize_text(text).replace("\t", "    ")
 
