@@ -31,11 +31,19 @@ def _missing() -> str | None:
     return None
 
 
-class RedisProcess:
-    """A real redis-server in *dir* (append-only, so a restart keeps the data)."""
+# What the server checks at start (backends/redis_safety.py): an append-only file flushed every
+# second, and no eviction (the last two are Redis's defaults, the first is not).
+SAFE_ARGS = ("--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction")
 
-    def __init__(self, dir: Path) -> None:
+
+class RedisProcess:
+    """A real redis-server in *dir*: append-only, so a restart (even after ``kill -9``) keeps
+    the data; with ``safe=False``, Redis's own defaults (no append-only file)."""
+
+    def __init__(self, dir: Path, *, safe: bool = True, extra: tuple[str, ...] = ()) -> None:
         self.dir = dir
+        self.safe = safe
+        self.extra = extra
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -47,7 +55,8 @@ class RedisProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning"],
+             *(SAFE_ARGS if self.safe else ()), "--save", "", "--daemonize", "no", "--loglevel", "warning",
+             *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -62,6 +71,13 @@ class RedisProcess:
             time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
+    def kill(self) -> None:
+        """``kill -9``: Redis gets no chance to write or flush anything."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -73,17 +89,41 @@ class RedisProcess:
         self.proc = None
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path):
+def _need_redis() -> None:
     reason = _missing()
     if reason:
         if REQUIRED:
             pytest.fail(f"WORKSPACE_REQUIRE_REDIS=1 but {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    _need_redis()
     rp = RedisProcess(tmp_path)
     rp.start()
     yield rp
     rp.stop()
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path):
+    """``redis_factory(safe=False, extra=(...))``: another running redis-server, stopped after the
+    test; ``safe=False`` is Redis as it comes (no append-only file)."""
+    _need_redis()
+    started: list[RedisProcess] = []
+
+    def factory(*, safe: bool = True, extra: tuple[str, ...] = ()) -> RedisProcess:
+        folder = tmp_path / f"redis-{len(started)}"
+        folder.mkdir()
+        rp = RedisProcess(folder, safe=safe, extra=extra)
+        rp.start()
+        started.append(rp)
+        return rp
+
+    yield factory
+    for rp in started:
+        rp.stop()
 
 
 @pytest.fixture

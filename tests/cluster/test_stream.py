@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
@@ -165,14 +166,18 @@ async def test_history_reads_stop_at_one_frame_inside_redis(node_factory):
     await alice.close()
 
 
-async def test_serve_maps_the_trimming_flags_and_environment(redis_server, tmp_path):
-    """``--broker-max-mb`` and ``WORKSPACE_BROKER_MAX_AGE_DAYS`` reach the running node."""
+@pytest.mark.parametrize("size_flag, age_var", [
+    (("--max-store-bytes", "1MiB"), ("WORKSPACE_RETENTION", "0")),
+    (("--broker-max-mb", "1"), ("WORKSPACE_BROKER_MAX_AGE_DAYS", "0")),  # the older spellings
+])
+async def test_serve_maps_the_trimming_flags_and_environment(redis_server, tmp_path, size_flag, age_var):
+    """``--max-store-bytes`` and ``WORKSPACE_RETENTION`` (or their old names) reach the running node."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
     env["WORKSPACE_DATA_DIR"] = str(tmp_path)
-    env["WORKSPACE_BROKER_MAX_AGE_DAYS"] = "0"  # keep: only the byte limit trims
+    env[age_var[0]] = age_var[1]  # keep: only the byte limit trims
     proc = subprocess.Popen(
         [sys.executable, "-m", "workspace_tui", "serve", "--port", "0", "--broker", redis_server.url,
-         "--broker-max-mb", "1", "--rate-limit", "0", "--address-rate-limit", "0", "--log-level", "warning"],
+         *size_flag, "--rate-limit", "0", "--address-rate-limit", "0", "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
     )
     try:

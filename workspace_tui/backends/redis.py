@@ -24,6 +24,9 @@
 * **Liveness**: each node refreshes a heartbeat key with an expiry; survivors
   drop the users of a node whose key has expired (a node killed with SIGKILL
   cannot say goodbye).
+* **Durability**: at start the node checks that Redis keeps what it
+  acknowledged (:mod:`.redis_safety`) and refuses to start otherwise, unless
+  told to (``allow_unsafe``: a warning in the log and ``/healthz``).
 * **Redis down**: :meth:`BackendEvents.available` ``(False)`` (the core refuses
   sends; clients stay connected), ``/healthz`` says ``degraded``; when Redis is
   back every loop carries on from where it was, and the node announces its
@@ -47,6 +50,7 @@ from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage, iso_timestamp
 
 from . import accounts
+from . import redis_safety
 from . import redis_scripts as keys
 from .base import Backend, BackendEvents
 
@@ -64,7 +68,7 @@ class RedisBackend(Backend):
     """Messages in a Redis stream shared by every node of the workspace (see the module docstring)."""
 
     def __init__(self, url: str, *, node_ttl: float = 10.0, max_bytes: int = 512 * 1024 * 1024,
-                 max_age: float = 0.0, rate_limit: int = 0) -> None:
+                 max_age: float = 0.0, rate_limit: int = 0, allow_unsafe: bool = False) -> None:
         self.url = url
         self.label = keys.redact(url)
         self.node = uuid.uuid4().hex[:12]
@@ -72,6 +76,8 @@ class RedisBackend(Backend):
         self.max_bytes = max(0, int(max_bytes))
         self.max_age = max(0.0, float(max_age))
         self.rate_limit = rate_limit  # message:send per minute per user, workspace-wide; 0 = off
+        self.allow_unsafe = allow_unsafe
+        self.unsafe: str | None = None  # why Redis may lose acknowledged messages, when allowed anyway
         self.up = False
         self._events: BackendEvents | None = None
         self._redis: Any = None
@@ -115,6 +121,17 @@ class RedisBackend(Backend):
         r = self._redis
         try:
             await r.ping()
+            problems = await redis_safety.unsafe_settings(r)
+        except Exception as exc:
+            await self._close_clients()
+            raise OSError(f"cannot reach the broker {self.label}: {exc}") from None
+        if problems is None or problems:
+            if not self.allow_unsafe:
+                await self._close_clients()
+                raise OSError(redis_safety.refusal(self.label, problems))
+            self.unsafe = redis_safety.warning(problems)
+            log.warning("%s (--allow-unsafe-redis)", self.unsafe)
+        try:
             for name, src in (("send", keys.SEND_LUA), ("relay", keys.RELAY_LUA), ("read", keys.READ_LUA),
                               ("trim", keys.TRIM_LUA), ("size", keys.SIZE_LUA), ("init", keys.INIT_BYTES_LUA),
                               ("newest", keys.NEWEST_LUA), ("reserve", keys.RESERVE_LUA),
@@ -204,6 +221,8 @@ class RedisBackend(Backend):
 
     def health(self) -> dict[str, Any]:
         h: dict[str, Any] = {"broker": "up" if self.up else "down", "node": self.node}
+        if self.unsafe:
+            h["broker_unsafe"] = self.unsafe
         if not self.up:
             h["status"] = "degraded"
         return h

@@ -6,7 +6,8 @@ Every call is synchronous and short and runs on the event loop thread. With
 one loop iteration are committed together, in one transaction, at its end.
 Reads stop once a byte estimate (:func:`~workspace_tui.core.history.estimate`)
 reaches the budget, walking rows one at a time, so no read loads much more than
-a frame's worth.
+a frame's worth. Age and size limits and the free-disk floor are kept by
+:class:`~.sqlite_upkeep.Upkeep`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, 
 
 from .accounts import SQLITE_SCHEMA, sqlite_get, sqlite_put
 from .base import Backend, BackendEvents, StoreError
+from .sqlite_upkeep import Upkeep
 
 log = logging.getLogger("workspace.server.store")
 
@@ -50,6 +52,7 @@ _COLUMNS = "id, user_id, username, text, created_at, client_msg_id, verified"
 
 def _message(row: tuple[Any, ...]) -> ChatMessage:
     return ChatMessage(*row[:6], bool(row[6]))
+WAL_LIMIT = 16 * 1024 * 1024
 
 
 class IdClock:
@@ -91,6 +94,7 @@ def _open(path: str) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # the -wal file shrinks back after a checkpoint
         db.executescript(_SCHEMA)
         if "verified" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:  # a store from before
             db.execute("ALTER TABLE messages ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
@@ -128,7 +132,10 @@ def _reason(exc: sqlite3.DatabaseError, path: str) -> str:
 class SQLiteBackend(Backend):
     """History in one SQLite file (``":memory:"`` for an ephemeral one)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, retention: float = 0.0, max_bytes: int = 0,
+                 min_free_disk: int = 0) -> None:
+        """*retention*: seconds a message is kept; *max_bytes*: what the messages may take in
+        the file; *min_free_disk*: below this free space sends are refused (0 turns each off)."""
         self.path = str(path)
         self.label = self.path
         self.db = _open(self.path)
@@ -137,9 +144,17 @@ class SQLiteBackend(Backend):
         self._events: BackendEvents | None = None
         self._batch: list[Draft] = []
         self._scheduled = False
+        folder = None if self.path == ":memory:" else str(Path(self.path).resolve().parent)
+        self.upkeep = Upkeep(self.db, folder, retention=retention, max_bytes=max_bytes,
+                             min_free_disk=min_free_disk, on_disk=self._disk_low)
 
     async def start(self, events: BackendEvents) -> None:
         self._events = events
+        self.upkeep.start()
+
+    def _disk_low(self, low: bool) -> None:
+        if self._events is not None:
+            self._events.available(not low)
 
     @property
     def last_message_id(self) -> str | None:
@@ -182,6 +197,7 @@ class SQLiteBackend(Backend):
             return
         self._last = messages[-1].id
         events.committed(messages, fresh)  # type: ignore[arg-type]
+        self.upkeep.committed()
 
     def insert(self, messages: list[ChatMessage]) -> None:
         """Store already made messages in one transaction (the server's commit, and tools)."""
@@ -268,6 +284,16 @@ class SQLiteBackend(Backend):
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM messages").fetchone()[0]
 
+    def health(self) -> dict[str, Any]:
+        up = self.upkeep
+        h: dict[str, Any] = {"store_bytes": up.used}
+        if up.disk_free is not None:
+            h["disk_free"] = up.disk_free
+        if up.disk_low:
+            h["disk_low"] = True
+            h["status"] = "degraded"
+        return h
+
     def new_message(self, username: str, text: str) -> ChatMessage:
         """A message with the next id, not stored (for tools and tests that plant history)."""
         from workspace_tui.protocol import user_id_for
@@ -303,6 +329,7 @@ class SQLiteBackend(Backend):
         self.shut()
 
     def shut(self) -> None:
+        self.upkeep.stop()
         try:
             if self.path != ":memory:":
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

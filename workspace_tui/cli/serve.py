@@ -13,6 +13,8 @@ import click
 
 from workspace_tui.protocol import MAX_PAYLOAD_BYTES
 
+from .sizes import Age, Size
+
 
 def _tune_malloc() -> None:
     """Serve big transient buffers (rosters, history) from mmap so they go back to the OS.
@@ -88,6 +90,29 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+def _data_limits(broker: str | None, retention: float | None, max_bytes: int | None,
+                 old_mb: int | None, old_days: float | None) -> dict[str, float | int]:
+    """--retention and --max-store-bytes, for the backend in use (the old --broker-max-* too)."""
+    if old_mb is not None:
+        if max_bytes is not None:
+            raise click.UsageError("--broker-max-mb is the old name of --max-store-bytes: give only one")
+        max_bytes = old_mb * 1024 * 1024
+    if old_days is not None:
+        if retention is not None:
+            raise click.UsageError("--broker-max-age-days is the old name of --retention: give only one")
+        retention = old_days * 86400.0
+    out: dict[str, float | int] = {}
+    if broker:
+        if retention is not None:
+            out["broker_max_age"] = retention
+        if max_bytes is not None:
+            out["broker_max_bytes"] = max_bytes
+    else:
+        if retention is not None:
+            out["retention"] = retention
+        if max_bytes is not None:
+            out["max_store_bytes"] = max_bytes
+    return out
 
 
 SERVE_EPILOG = """\b
@@ -133,19 +158,12 @@ Exit codes:
     type=click.FloatRange(1),
     help="With --broker: seconds after which a node that stopped heartbeating (killed) has its users shown offline.",
 )
-@_opt(
-    "--broker-max-mb",
-    envvar="WORKSPACE_BROKER_MAX_MB",
-    default=512,
-    type=click.IntRange(1),
-    help="With --broker: MiB of messages the Redis stream keeps; past it the oldest are trimmed.",
+@_opt(  # older spelling of --max-store-bytes, for --broker only
+    "--broker-max-mb", envvar="WORKSPACE_BROKER_MAX_MB", default=None, type=click.IntRange(1), hidden=True,
 )
-@_opt(
-    "--broker-max-age-days",
-    envvar="WORKSPACE_BROKER_MAX_AGE_DAYS",
-    default=30.0,
-    type=click.FloatRange(0),
-    help="With --broker: trim messages older than this many days from the Redis stream (0 = keep them).",
+@_opt(  # older spelling of --retention, for --broker only
+    "--broker-max-age-days", envvar="WORKSPACE_BROKER_MAX_AGE_DAYS", default=None, type=click.FloatRange(0),
+    hidden=True,
 )
 @_opt(
     "--loop",
@@ -165,6 +183,38 @@ Exit codes:
 @_opt("--max-connections-per-address", envvar="WORKSPACE_MAX_CONNECTIONS_PER_ADDRESS", default=256, type=click.IntRange(0), help="Concurrent connections from one client address (0 = unlimited).")
 @_opt("--claims-per-hour", envvar="WORKSPACE_CLAIMS_PER_HOUR", default=30, type=click.IntRange(0), help="New names one address may claim per hour (0 = unlimited).")
 @_opt("--address-rate-limit", envvar="WORKSPACE_ADDRESS_RATE_LIMIT", default=600, type=click.IntRange(0), help="Messages per minute from one address, across all its names (0 turns it off).")
+# -- data that cannot run away --
+@_opt(
+    "--retention",
+    envvar="WORKSPACE_RETENTION",
+    default=None,
+    type=Age(),
+    help="Remove messages older than this (30d, 12h; 0 keeps them until the size cap).  "
+         "[default: 0 for SQLite, 30d with --broker]",
+)
+@_opt(
+    "--max-store-bytes",
+    envvar="WORKSPACE_MAX_STORE_BYTES",
+    default=None,
+    type=Size(),
+    help="Most the messages may take (2GB, 500MiB; 0 = no cap); past it the oldest are removed.  "
+         "[default: 1GiB of SQLite file, 512MiB of Redis stream with --broker]",
+)
+@_opt(
+    "--min-free-disk",
+    envvar="WORKSPACE_MIN_FREE_DISK",
+    default="256MiB",
+    type=Size(),
+    help="Refuse sends (error 'unavailable') while the SQLite store's disk has less free space than this (0 = off).",
+)
+@_opt(
+    "--allow-unsafe-redis",
+    envvar="WORKSPACE_ALLOW_UNSAFE_REDIS",
+    is_flag=True,
+    default=False,
+    help="With --broker: start even if Redis may lose acknowledged messages (no appendonly, eviction); "
+         "warns in the log and /healthz.",
+)
 def serve(
     host: str,
     port: int,
@@ -183,13 +233,17 @@ def serve(
     compression: bool,
     broker: str | None,
     broker_ttl: float,
-    broker_max_mb: int,
-    broker_max_age_days: float,
+    broker_max_mb: int | None,
+    broker_max_age_days: float | None,
     loop: str,
     auth: str,
     max_connections_per_address: int,
     claims_per_hour: int,
     address_rate_limit: int,
+    retention: float | None,
+    max_store_bytes: int | None,
+    min_free_disk: int,
+    allow_unsafe_redis: bool,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
     from workspace_tui import paths
@@ -239,6 +293,9 @@ def serve(
         max_connections_per_address=max_connections_per_address,
         claims_per_hour=claims_per_hour,
         address_rate_limit=address_rate_limit,
+        **_data_limits(broker, retention, max_store_bytes, broker_max_mb, broker_max_age_days),
+        min_free_disk=min_free_disk,
+        allow_unsafe_redis=allow_unsafe_redis,
     )
     if auth == "open" and not _loopback(host):
         click.echo(f"WARNING: --auth open on {host}: anyone who can reach port {port} can use any name, read the "

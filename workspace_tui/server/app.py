@@ -76,10 +76,11 @@ def make_backend(config: ServerConfig) -> Backend:
 
         return RedisBackend(config.broker, node_ttl=config.broker_node_ttl,
                             max_bytes=config.broker_max_bytes, max_age=config.broker_max_age,
-                            rate_limit=config.rate_limit)
+                            rate_limit=config.rate_limit, allow_unsafe=config.allow_unsafe_redis)
     from workspace_tui.backends.sqlite import SQLiteBackend
 
-    return SQLiteBackend(config.db_path)
+    return SQLiteBackend(config.db_path, retention=config.retention, max_bytes=config.max_store_bytes,
+                         min_free_disk=config.min_free_disk)
 
 
 def peer_address(peer: Connection) -> str:

@@ -44,6 +44,11 @@ class ServerConfig:
     broker_node_ttl: float = 10.0  # a node whose heartbeat is this old is dead: its users go offline
     broker_max_bytes: int = 512 * 1024 * 1024  # message text kept in the Redis stream, oldest trimmed first
     broker_max_age: float = 30 * 24 * 3600.0  # ... and messages older than this are trimmed (0 = keep)
+    # Data that cannot run away (the SQLite store; Redis has broker_max_bytes/age above).
+    retention: float = 0.0  # seconds a message is kept in SQLite (0 = until the size cap removes it)
+    max_store_bytes: int = 1024**3  # what the messages may take in the SQLite file, oldest removed first (0 = no cap)
+    min_free_disk: int = 256 * 1024**2  # below this free space on the store's disk sends are refused (0 = off)
+    allow_unsafe_redis: bool = False  # start even if Redis may lose acknowledged messages (AOF off, eviction)
 
     # Names and addresses (docs/security.md)
     auth: str = "claim"  # claim: the first key owns a name; invite: only admin-made names; open: no checks
