@@ -21,6 +21,8 @@ COMMANDS = {
     "send": "workspace_tui.cli.oneliners:send",
     "tail": "workspace_tui.cli.oneliners:tail",
     "who": "workspace_tui.cli.oneliners:who",
+    "login": "workspace_tui.cli.login:login",
+    "key": "workspace_tui.cli.login:key",
 }
 SHORT_HELP = {
     "serve": "Host the chat server (embedded SQLite store by default).",
@@ -28,6 +30,8 @@ SHORT_HELP = {
     "send": "Send one message (or stdin) and wait for the server's ack.",
     "tail": "Print messages as they arrive.",
     "who": "List who is here, with their status.",
+    "login": "Make a name yours on this device: redeem an invite, or import your key.",
+    "key": "Show this device's key for a name (to use it on a second device).",
 }
 
 
