@@ -411,7 +411,8 @@ class ChatClient:
         return offer
 
     async def _run(self) -> None:
-        if self._key is None:
+        # No key file for a name the server will refuse anyway (it says why: 400).
+        if self._key is None and p.validate_username(self.username) is None:
             from workspace_tui.client.keys import KeyStoreError, key_for
 
             try:

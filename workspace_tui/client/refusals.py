@@ -47,7 +47,8 @@ def describe(code: str, username: str, url: str, retry_after: float | None = Non
             code,
             f"{name} is claimed on this server and this device {which}: on a device that has"
             f" {name}'s key run `workspace key show{f}`, then here `workspace login --import{f}`;"
-            f" if the key is lost, the server's admin can free the name (`workspace users reset {name}`);"
+            f" if the key is lost, the server's admin can reset the name (`workspace users reset {name}`"
+            " gives a new invite);"
             " otherwise pick another name",
             f"{name} is claimed: this device {which}",
         )
