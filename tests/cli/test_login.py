@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import stat
 import subprocess
+import sys
 
 from workspace_tui.client import keys
 
@@ -40,8 +40,21 @@ async def test_key_show_and_login_import_put_a_name_on_a_second_device(tmp_path,
         assert r.returncode == 0, r.stderr
         r = await cli("who", *me)
         assert r.returncode == 0, r.stderr
-        r = await cli("tail", *me, "--last", "1", "--count", "1", "--timeout", "5")
-        assert r.returncode == 0 and "hello from the desk" in r.stdout, r.stderr
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "workspace_tui", "tail", *me, "--count", "1", "--timeout", "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            for n in range(40):  # until tail has joined and seen one (it exits after --count 1)
+                if tail.poll() is not None:
+                    break
+                assert (await cli("send", *me, f"ping {n}")).returncode == 0
+            out, err = await asyncio.to_thread(tail.communicate, timeout=20)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait()
+        assert tail.returncode == 0 and "alice: ping" in out, err
         r = await cli("key", "show", *me)
         assert r.returncode == 0, r.stderr
         key = r.stdout.strip()
@@ -72,9 +85,11 @@ async def test_login_redeems_an_invite_and_saves_the_key_only_then(tmp_path, mon
     db = tmp_path / "server.sqlite3"
     server = await start(tmp_path, auth="invite", db_path=db)
     try:
-        r = await cli("users", "add", "alice", "--db", str(db))
-        assert r.returncode == 0, r.stderr
-        invite = re.findall(r"[A-Za-z0-9_-]{32,128}", r.stdout)[-1]
+        from workspace_tui.backends.admin import AccountAdmin
+
+        admin = AccountAdmin(db_path=str(db))  # what `workspace users add alice` does
+        invite = admin.add("alice")
+        admin.close()
         me = ("--url", server.url, "--username", "alice")
 
         r = await cli("send", *me, "before the invite")

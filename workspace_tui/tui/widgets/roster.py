@@ -32,8 +32,8 @@ class _Member:
 
 
 UNVERIFIED_MARK = "?"
-LEGEND_UNVERIFIED = "? did not prove the name"
-LEGEND_OPEN = "names are not checked here"
+LEGEND_UNVERIFIED = "? = name not proved"  # fits the roster's 22 columns
+LEGEND_OPEN = "names are not checked"
 
 
 class Roster(Static):
