@@ -44,9 +44,9 @@ class Harness:
             await self.server.close()
             self.server = None
 
-    def client_factory(self, url: str, username: str, token: str | None) -> ChatClient:
-        # A short backoff cap keeps the reconnect tests quick.
-        return ChatClient(url, username, token, backoff_base=0.1, backoff_cap=0.5)
+    def client_factory(self, url: str, username: str, token: str | None, **identity: Any) -> ChatClient:
+        # A short backoff cap keeps the reconnect tests quick. identity: key=, invite= (redeeming one).
+        return ChatClient(url, username, token, backoff_base=0.1, backoff_cap=0.5, **identity)
 
     async def client(self, username: str) -> ChatClient:
         client = self.client_factory(f"ws://127.0.0.1:{self.port}/ws", username, None)

@@ -22,6 +22,8 @@ COMMANDS = {
     "tail": "workspace_tui.cli.oneliners:tail",
     "who": "workspace_tui.cli.oneliners:who",
     "users": "workspace_tui.cli.users:users",
+    "login": "workspace_tui.cli.login:login",
+    "key": "workspace_tui.cli.login:key",
 }
 SHORT_HELP = {
     "serve": "Host the chat server (embedded SQLite store by default).",
@@ -30,6 +32,8 @@ SHORT_HELP = {
     "tail": "Print messages as they arrive.",
     "who": "List who is here, with their status.",
     "users": "Who owns which name: list, add (an invite), remove, reset (admin).",
+    "login": "Make a name yours on this device: redeem an invite, or import your key.",
+    "key": "Show this device's key for a name (to use it on a second device).",
 }
 
 

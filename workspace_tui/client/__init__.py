@@ -42,6 +42,7 @@ from workspace_tui.client.events import (
     SendPaced,
     StateChanged,
     TypingChanged,
+    is_verified,
 )
 
 __all__ = [
@@ -61,4 +62,5 @@ __all__ = [
     "SendPaced",
     "StateChanged",
     "TypingChanged",
+    "is_verified",
 ]

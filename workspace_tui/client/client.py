@@ -38,16 +38,27 @@ from workspace_tui.client.events import (
     OutboxEntry,
     SendPaced,
     StateChanged,
+    is_verified,
 )
 from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
 from workspace_tui.client.pacing import SeenIds, SendGate
+from workspace_tui.client import refusals
 
 # Error codes the client adds for rejections it detects itself.
 ERR_TOO_LARGE = "too_large"
 
 # HTTP statuses that will not change by retrying: stop and say why.
-_FATAL_STATUS = {400: "bad username", 401: "bad or missing token", 403: "forbidden", 404: "wrong URL path"}
+_FATAL_STATUS = {
+    400: "bad username",
+    401: "bad or missing token",
+    403: "forbidden",
+    404: "wrong URL path",
+    409: "name in use",
+}
+
+SUBPROTOCOL = "workspace.v1"  # always offered (docs/protocol.md): browsers need the server to pick one
+REFUSAL_HEADER = "Workspace-Refusal"
 
 _CLOSE_REASONS = {
     1000: "closed by the server",
@@ -93,7 +104,13 @@ class ChatClient:
         open_timeout: float = 10.0,
         resume_on_start: bool = False,
         resume: bool = True,
+        key: str | None = None,
+        invite: str | None = None,
     ) -> None:
+        """``key``: the key to offer for *username*; by default the one this device keeps for
+        the name on this server (client/keys.py), made and saved on first use. ``invite``: a
+        one-time invite to redeem with that key on the first connection (``workspace login``).
+        """
         self.url = url
         # The URL as reasons show it: no query string (a token there must not end up on screen).
         self._shown_url = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
@@ -111,10 +128,15 @@ class ChatClient:
 
             state_path = client_state_path(url, username)
         self.state_path = Path(state_path)
+        self._key = key
+        self._invite = invite
+        self.verified = False  # the server says this connection proved its name (from ``connected``)
+        self.auth: str | None = None  # the server's --auth mode, once connected
 
         self.state = ConnectionState.CONNECTING  # until start() runs, nothing else is true either
         self.stop_reason: str | None = None
         self.stop_status: int | None = None
+        self.stop_refusal: str | None = None  # the Workspace-Refusal code that stopped us, if any
         self.limits = p.Limits()
         self.user_id: str | None = None
         self.handshakes = 0  # connection attempts made (tests and diagnostics)
@@ -333,12 +355,14 @@ class ChatClient:
         reason: str | None = None,
         status_code: int | None = None,
         detail: str | None = None,
+        refusal: str | None = None,
     ) -> None:
         self.state = state
         if state is ConnectionState.STOPPED:
             self.stop_reason = reason
             self.stop_status = status_code
-        self._emit(StateChanged(state, attempt, delay, reason, self.queued, status_code, detail))
+            self.stop_refusal = refusal
+        self._emit(StateChanged(state, attempt, delay, reason, self.queued, status_code, detail, refusal))
 
     def _check(self, entry: OutboxEntry) -> tuple[str, str] | None:
         """Why *entry* can never be accepted, or ``None``."""
@@ -377,7 +401,25 @@ class ChatClient:
                 query.append(("history", str(max(want, 1) if self._resume else want)))
         return urlunsplit(parts._replace(query=urlencode(query)))
 
+    def _subprotocols(self) -> list[str]:
+        """What we offer in ``Sec-WebSocket-Protocol``: our protocol, the name's key, an invite to redeem."""
+        offer = [SUBPROTOCOL]
+        if self._key is not None:
+            offer.append(f"key.{self._key}")
+        if self._invite is not None:
+            offer.append(f"invite.{self._invite}")
+        return offer
+
     async def _run(self) -> None:
+        # No key file for a name the server will refuse anyway (it says why: 400).
+        if self._key is None and p.validate_username(self.username) is None:
+            from workspace_tui.client.keys import KeyStoreError, key_for
+
+            try:
+                self._key = key_for(self.url, self.username)  # saved before it is ever offered
+            except (KeyStoreError, ValueError) as exc:
+                self._stop(f"cannot keep this device's key for {self.username}: {exc}", None)
+                return
         attempt = 0
         while not self._closing:
             attempt += 1
@@ -393,6 +435,7 @@ class ChatClient:
                 ws = await connect(
                     self._connect_url(),
                     additional_headers=headers,
+                    subprotocols=self._subprotocols(),  # type: ignore[arg-type]
                     open_timeout=self.open_timeout,
                     ping_interval=self.ping_interval,
                     ping_timeout=self.ping_timeout,
@@ -405,6 +448,13 @@ class ChatClient:
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 body = _body_text(exc.response.body)
+                refusal = self._refusal(exc)
+                if refusal is not None:
+                    # Retrying cannot change the answer: stop and say what to run instead.
+                    self._stop(
+                        f"refused by the server (HTTP {status}): {refusal.reason}", status, refusal.detail, refusal.code
+                    )
+                    return
                 if status in _FATAL_STATUS:
                     reason = f"refused by the server (HTTP {status}, {_FATAL_STATUS[status]})"
                     self._stop(reason + (f": {body}" if body else ""), status)
@@ -468,8 +518,17 @@ class ChatClient:
             for w in waits:
                 w.cancel()
 
-    def _stop(self, reason: str, status: int | None, detail: str | None = None) -> None:
-        self._set_state(ConnectionState.STOPPED, reason=reason, status_code=status, detail=detail)
+    def _refusal(self, exc: InvalidStatus) -> refusals.Refusal | None:
+        """The user's sentence for a refusal the server explained in ``Workspace-Refusal``."""
+        headers = exc.response.headers
+        code = (headers.get(REFUSAL_HEADER) or "").strip().lower()
+        if not code:
+            return None
+        wait = refusals.retry_after_seconds(headers.get("Retry-After"))
+        return refusals.describe(code, self.username, self._shown_url, wait)
+
+    def _stop(self, reason: str, status: int | None, detail: str | None = None, refusal: str | None = None) -> None:
+        self._set_state(ConnectionState.STOPPED, reason=reason, status_code=status, detail=detail, refusal=refusal)
         self._flush_last_id(force=True)
         self._events.put_nowait(_END)
         self._closed.set()
@@ -530,6 +589,11 @@ class ChatClient:
     def _on_connected(self, frame: p.Connected) -> bool:
         """Take in a ``connected`` frame; ``True`` when our status must be sent (re-applied)."""
         self.user_id = frame.user_id
+        self.verified = is_verified(frame)
+        self.auth = getattr(frame, "auth", None)
+        self._invite = None  # redeemed (or not needed): an invite works once
+        if self.verified and frame.username != self.username and frame.username.lower() == self.username.lower():
+            self.username = frame.username  # the stored spelling: our own messages carry it
         reapply = self._settle_status(frame)
         self.limits = frame.limits
         now = time.monotonic()
@@ -553,6 +617,8 @@ class ChatClient:
                 frame.limits,
                 self._resuming,
                 self._status if self.present else None,
+                self.verified,
+                self.auth,
             )
         )
         # Messages stored by another process of this user since we started.

@@ -5,7 +5,7 @@ these, in order, from ``ChatClient.events()``. Names are in the past tense.
 """
 
 import enum
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 # Presence and typing changes reach consumers as the protocol's own values.
 from workspace_tui.protocol import ChatMessage, Limits, PresenceChanged, RosterEntry, TypingChanged
@@ -28,6 +28,8 @@ class StateChanged(NamedTuple):
     queued: int = 0  # messages in the outbox not yet acknowledged
     status_code: int | None = None  # HTTP status of a refused handshake (400, 401, 429), if any
     detail: str | None = None  # the reason in a few words for a status line (no URL, no retry advice); None: see reason
+    # STOPPED by a refusal the server explained (``Workspace-Refusal``: key_required, invite_required...)
+    refusal: str | None = None
 
 
 class Joined(NamedTuple):
@@ -42,6 +44,15 @@ class Joined(NamedTuple):
     # Our status from now on: ours re-applied, or what the server had (set in another window of
     # ours); ``None`` for a quiet connection (``present=False``).
     status: str | None = None
+    verified: bool = False  # this connection proved its name with our key
+    auth: str | None = None  # the server's mode: "claim", "invite" or "open" (None: it did not say)
+
+
+def is_verified(record: Any) -> bool:
+    """Whether a message, roster entry, presence change or ``connected`` says its user proved the
+    name. A server that does not say (one that predates names that belong to someone) never
+    vouches for anyone: missing is ``False``."""
+    return getattr(record, "verified", False) is True
 
 
 class HistoryReceived(NamedTuple):
@@ -147,4 +158,5 @@ __all__ = [
     "SendPaced",
     "StateChanged",
     "TypingChanged",
+    "is_verified",
 ]

@@ -36,6 +36,7 @@ from workspace_tui.client.events import (
     SendPaced,
     StateChanged,
     TypingChanged,
+    is_verified,
 )
 from workspace_tui.paths import input_history_path
 from workspace_tui.tui import messages as m
@@ -65,13 +66,22 @@ def message_for(event: ClientEvent) -> m.Message | None:
     if isinstance(event, TypingChanged):
         return m.TypingUpdated(event.user_id, event.username, event.is_typing)
     if isinstance(event, PresenceChanged):
-        return m.PresenceUpdated(event.user_id, event.username, event.status, event.connections)
+        return m.PresenceUpdated(event.user_id, event.username, event.status, event.connections, is_verified(event))
     if isinstance(event, StateChanged):
         return m.ConnectionChanged(
-            event.state, event.attempt, event.delay, event.reason, event.queued, event.detail, event.status_code
+            event.state,
+            event.attempt,
+            event.delay,
+            event.reason,
+            event.queued,
+            event.detail,
+            event.status_code,
+            event.refusal,
         )
     if isinstance(event, Joined):
-        return m.ChatJoined(event.user_id, event.username, event.users, event.limits, event.resumed, event.status)
+        return m.ChatJoined(
+            event.user_id, event.username, event.users, event.limits, event.resumed, event.status, event.verified, event.auth
+        )
     if isinstance(event, HistoryReceived):
         return m.HistoryLoaded(event.messages, event.reason, event.has_more, event.gap)
     if isinstance(event, MessagePending):
@@ -93,10 +103,11 @@ def _binding(binding_id: str, action: str, description: str, **kwargs: Any) -> B
     return Binding(key, action, description, id=binding_id, tooltip=tooltip, **kwargs)
 
 
-def _default_client_factory(url: str, username: str, token: str | None) -> Any:
+def _default_client_factory(url: str, username: str, token: str | None, **identity: Any) -> Any:
+    """A client; ``identity`` (``key=``, ``invite=``) only when redeeming an invite."""
     from workspace_tui.client import ChatClient
 
-    return ChatClient(url, username, token)
+    return ChatClient(url, username, token, **identity)
 
 
 class ChatApp(App[None]):
@@ -182,6 +193,7 @@ class ChatApp(App[None]):
         self._history_path: Path | None = None  # this server and user's input history, once joined
         self._told_cannot_remember = False
         self._rate_toast_at = 0.0  # when we last said that sends are paced (once per burst, not per refusal)
+        self._unsaved_key: str | None = None  # offered with an invite: saved once the server accepted it
 
     def get_driver_class(self) -> Any:
         """Textual's driver; on Linux and macOS one that reads ESC CR (Alt+Enter in tmux) as Alt+Enter."""
@@ -245,14 +257,59 @@ class ChatApp(App[None]):
         if username:
             await self._join(username)
 
-    async def _join(self, username: str) -> None:
+    async def _join(self, username: str, invite: str | None = None) -> None:
         self.username = username
         self.sub_title = f"{username} @ {self.url}"
         self.message_list.set_username(username)
         self._restore_input_history()
-        self.client = self.client_factory(self.url, username, self.token)
+        if invite is None:
+            self._unsaved_key = None
+            self.client = self.client_factory(self.url, username, self.token)
+        else:
+            from workspace_tui.client.keys import new_key
+
+            # A new key goes with the invite; the one on disk is replaced only when the server took it.
+            self._unsaved_key = new_key()
+            self.client = self.client_factory(self.url, username, self.token, key=self._unsaved_key, invite=invite)
         await self.client.start()
         self._pump_events(self.client)
+
+    def _ask_for_invite(self, error: str | None = None) -> None:
+        """The server wants this name's invite: ask for it, then join again with it."""
+        from workspace_tui.tui.screens.invite import InviteScreen
+
+        if isinstance(self.screen, InviteScreen) or not self.username:
+            return
+        shown = self.url.split("?", 1)[0]  # a token in the query string stays off the screen
+        self.push_screen(InviteScreen(self.username, shown, error), self._redeem_invite)
+
+    async def _redeem_invite(self, code: str | None) -> None:
+        if not code or not self.username:
+            return
+        old = self.client
+        if old is not None:
+            try:
+                await old.close()
+            except Exception:  # noqa: BLE001 - replacing it anyway
+                pass
+        await self._join(self.username, invite=code)
+
+    def _keep_redeemed_key(self, verified: bool) -> None:
+        """The invite worked: this device's key for the name is the one that went with it."""
+        key, self._unsaved_key = self._unsaved_key, None
+        if key is None or not verified or not self.username:
+            return
+        from workspace_tui.client.keys import KeyStoreError, save_key
+
+        try:
+            path = save_key(self.url, self.username, key)
+        except KeyStoreError as exc:
+            self.notify(
+                f"Invite accepted, but the key could not be saved: {exc}. You are in for this session only.",
+                severity="error", timeout=20, markup=False,
+            )
+            return
+        self.notify(f"Invite accepted: {self.username} is yours; the key is saved in {path}", timeout=10, markup=False)
 
     @work(exclusive=True, group="network")
     async def _pump_events(self, client: Any) -> None:
@@ -541,19 +598,31 @@ class ChatApp(App[None]):
             status_code=message.status_code,
         )
         self.status_bar.set_queued(message.queued)
-        if message.state is ConnectionState.STOPPED and message.reason:
-            self.notify(f"Disconnected: {safe(message.reason)}", severity="error", timeout=10, markup=False)
+        if message.state is ConnectionState.STOPPED and message.refusal in ("invite_required", "bad_invite"):
+            self._unsaved_key = None
+            error = safe(message.reason or "") if message.refusal == "bad_invite" else None
+            self._ask_for_invite(error)
+        elif message.state is ConnectionState.STOPPED and message.reason:
+            # A refusal says what to run: give the user time to read it.
+            timeout = 30 if message.refusal else 10
+            self.notify(f"Disconnected: {safe(message.reason)}", severity="error", timeout=timeout, markup=False)
         if message.state is not ConnectionState.CONNECTED:
             self.typing_line.clear()
         self.roster.set_stale(message.state is not ConnectionState.CONNECTED and bool(self.roster.members))
 
     def on_chat_joined(self, message: m.ChatJoined) -> None:
         self.user_id = message.user_id
+        if self._unsaved_key is not None:
+            self._keep_redeemed_key(message.verified)
+        # Only a server that checks names can vouch for one: elsewhere a mark on every name says nothing.
+        checks = message.auth in ("claim", "invite")
+        self.message_list.set_mark_unverified(checks)
+        self.roster.set_auth(message.auth)
         self.roster.reset(message.user_id, message.users)
         if message.status is not None and message.status != self.status:
             self._adopt_status(message.status)  # set in another window of ours (or before this one opened)
         # Presence frames go to the others; our own entry shows what we chose.
-        self.roster.update_user(message.user_id, message.username, self.status)
+        self.roster.update_user(message.user_id, message.username, self.status, verified=message.verified)
         self._refresh_queued()
 
     def on_history_loaded(self, message: m.HistoryLoaded) -> None:
@@ -615,7 +684,7 @@ class ChatApp(App[None]):
             # The server tells our other connections when we set a status in one: follow it.
             self._adopt_status(message.status)
         status = self.status if message.user_id == self.user_id else message.status
-        self.roster.update_user(message.user_id, message.username, status, message.connections)
+        self.roster.update_user(message.user_id, message.username, status, message.connections, message.verified)
         if message.status == "offline" and message.connections == 0:
             self.typing_line.clear_user(message.user_id)
 

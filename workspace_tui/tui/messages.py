@@ -28,6 +28,7 @@ class ConnectionChanged(Message):
     queued: int = 0
     detail: str | None = None  # the reason in a few words, for the status bar
     status_code: int | None = None  # HTTP status of a refused handshake (429...)
+    refusal: str | None = None  # the server's Workspace-Refusal code (invite_required...), when it said one
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ChatJoined(Message):
     limits: Limits
     resumed: bool = False
     status: str | None = None  # our status from now on (ours, or set in another window of ours)
+    verified: bool = False  # we proved our name with this device's key
+    auth: str | None = None  # the server's mode (claim, invite, open); None: a server that does not say
 
 
 @dataclass
@@ -103,6 +106,7 @@ class PresenceUpdated(Message):
     username: str
     status: str
     connections: int | None = None
+    verified: bool = False  # the user proved the name (missing on the wire: not proved)
 
 
 @dataclass

@@ -30,12 +30,13 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from workspace_tui.client.events import OutboxEntry
+from workspace_tui.client.events import OutboxEntry, is_verified
 from workspace_tui.protocol import ChatMessage
 from workspace_tui.tui.format import date_label, links, local_time, mentions, safe, safe_name, user_colour
 from workspace_tui.tui.messages import LoadOlder, UnseenChanged
 
 NICK_WIDTH = 12
+UNVERIFIED_MARK = "?"  # after a name its author did not prove (see the roster's legend)
 TIME_WIDTH = 5
 GUTTER = TIME_WIDTH + 1 + NICK_WIDTH + 3  # "12:34 " + nick + " │ "
 MIN_TEXT_WIDTH = 10
@@ -195,6 +196,7 @@ class MessageList(ScrollView, can_focus=True):
     def __init__(self, username: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.username = username
+        self.mark_unverified = False  # the server checks names: mark those not proved
         self.has_more = False
         self.loading_older = False
         self.unseen = 0
@@ -341,6 +343,13 @@ class MessageList(ScrollView, can_focus=True):
     def set_username(self, username: str) -> None:
         if username != self.username:
             self.username = username
+            self._strips.clear()
+            self.refresh()
+
+    def set_mark_unverified(self, mark: bool) -> None:
+        """Mark names that were not proved (italic, then a dim ``?``): only where the server checks names."""
+        if mark != self.mark_unverified:
+            self.mark_unverified = mark
             self._strips.clear()
             self.refresh()
 
@@ -618,6 +627,7 @@ class MessageList(ScrollView, can_focus=True):
             bar = "│"
             bar_style = time_style
             mine = entry.message.username == self.username
+            unproved = self.mark_unverified and not is_verified(entry.message)
         else:
             pending = row.pending
             assert pending is not None
@@ -628,6 +638,7 @@ class MessageList(ScrollView, can_focus=True):
             bar = "✗" if failed else "…"
             bar_style = text_style
             mine = True
+            unproved = False
         mention_style = self.get_component_rich_style("message-list--mention")
         out: list[Text] = []
         first = True
@@ -642,10 +653,13 @@ class MessageList(ScrollView, can_focus=True):
                 piece = raw[start:end]
                 t = Text(no_wrap=True, end="", style=base)
                 if first:
-                    shown = name if cell_len(name) <= NICK_WIDTH else name[: NICK_WIDTH - 1] + "…"
+                    room = NICK_WIDTH - len(UNVERIFIED_MARK) if unproved else NICK_WIDTH
+                    shown = name if cell_len(name) <= room else name[: room - 1] + "…"
                     t.append(when.strftime("%H:%M") + " ", time_style)
-                    t.append(" " * (NICK_WIDTH - cell_len(shown)))
-                    t.append(shown, Style(color=user_colour(name), bold=True))
+                    t.append(" " * (room - cell_len(shown)))
+                    t.append(shown, Style(color=user_colour(name), bold=True, italic=unproved or None))
+                    if unproved:
+                        t.append(UNVERIFIED_MARK, Style(dim=True))
                     first = False
                 else:
                     t.append(" " * (TIME_WIDTH + 1 + NICK_WIDTH))

@@ -4,6 +4,9 @@ Online users first, then busy, away and offline, each group by name. You are
 marked, and a user connected more than once shows the count (``×2``). The
 header says how many are here (not offline) and splits them by status:
 ``4 here · 2● 1⊘ 1◐``.
+
+On a server that checks names (``--auth claim`` or ``invite``), a user who did not
+prove theirs is in italics with a dim ``?``, and a last line says what that means.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from workspace_tui.client.events import is_verified
 from workspace_tui.protocol import RosterEntry
 from workspace_tui.tui.format import STATUS_COLOURS, STATUS_GLYPHS, STATUS_ORDER, safe_name, user_colour
 
@@ -24,6 +28,12 @@ class _Member:
     username: str
     status: str
     connections: int = 1
+    verified: bool = False
+
+
+UNVERIFIED_MARK = "?"
+LEGEND_UNVERIFIED = "? = name not proved"  # fits the roster's 22 columns
+LEGEND_OPEN = "names are not checked"
 
 
 class Roster(Static):
@@ -42,18 +52,39 @@ class Roster(Static):
         self.me: str | None = None  # our user id
         self.members: dict[str, _Member] = {}
         self.stale = False  # disconnected: showing the last known roster
+        self.auth: str | None = None  # the server's --auth mode, once joined
+
+    def set_auth(self, auth: str | None) -> None:
+        """The server's mode: names are marked only where the server checks them."""
+        self.auth = auth
+        self.tooltip = {
+            "claim": "A name in italics with ? was not proved: anyone could be using it.",
+            "invite": "A name in italics with ? was not proved: anyone could be using it.",
+            "open": "This server does not check names: anyone can use any name.",
+        }.get(auth or "")
+
+    @property
+    def marks_unverified(self) -> bool:
+        return self.auth in ("claim", "invite")
 
     def reset(self, me: str, users: tuple[RosterEntry, ...]) -> None:
         """A fresh roster from a ``connected`` frame."""
         self.me = me
-        self.members = {u.user_id: _Member(u.user_id, u.username, u.status, u.connections) for u in users}
+        self.members = {
+            u.user_id: _Member(u.user_id, u.username, u.status, u.connections, is_verified(u)) for u in users
+        }
         self._redraw()
 
-    def update_user(self, user_id: str, username: str, status: str, connections: int | None = None) -> None:
+    def update_user(
+        self, user_id: str, username: str, status: str, connections: int | None = None, verified: bool | None = None
+    ) -> None:
+        """``verified``: from a presence frame (missing there is ``False``); ``None`` keeps what we know."""
         member = self.members.get(user_id)
         if member is None:
             member = self.members[user_id] = _Member(user_id, username, status, connections or 1)
         member.username, member.status = username, status
+        if verified is not None:
+            member.verified = verified
         if connections is not None:
             member.connections = connections
         if status == "offline" and (connections == 0 or connections is None) and user_id != self.me:
@@ -95,17 +126,33 @@ class Roster(Static):
             key=lambda m: (STATUS_ORDER.get(m.status, 9), m.username.lower()),
         )
 
+    def unverified(self, member: _Member) -> bool:
+        """Whether *member* is shown as not having proved the name."""
+        return self.marks_unverified and not member.verified
+
     def _redraw(self) -> None:
         members = self.sorted_members()
         text = self.header()
+        marked = False
         for m in members:
             text.append("\n")
             glyph = STATUS_GLYPHS.get(m.status, "?")
             text.append(glyph + " ", Style(color=STATUS_COLOURS.get(m.status)))
-            name = safe_name(m.username)
-            text.append(name, Style(color=user_colour(m.username), bold=m.user_id == self.me, dim=m.status == "offline"))
+            name = safe_name(m.username)  # appended as plain text: a name is never markup
+            unproved = self.unverified(m)
+            marked = marked or unproved
+            text.append(
+                name,
+                Style(color=user_colour(m.username), bold=m.user_id == self.me, dim=m.status == "offline", italic=unproved or None),
+            )
+            if unproved:
+                text.append(UNVERIFIED_MARK, Style(dim=True))
             if m.connections > 1:
                 text.append(f" ×{m.connections}", Style(dim=True))
             if m.user_id == self.me:
                 text.append(" (you)", Style(dim=True))
+        if marked:
+            text.append("\n" + LEGEND_UNVERIFIED, Style(dim=True, italic=True))
+        elif self.auth == "open" and members:
+            text.append("\n" + LEGEND_OPEN, Style(dim=True, italic=True))
         self.update(text)
