@@ -18,7 +18,7 @@ from .conftest import until
 
 async def test_acknowledged_messages_survive_kill_9_of_redis_and_a_resend_is_not_stored_twice(
         node_factory, redis_server):
-    a, b = await node_factory(rate_limit=0), await node_factory(rate_limit=0)
+    a, b = await node_factory(rate_limit=0, address_rate_limit=0), await node_factory(rate_limit=0, address_rate_limit=0)
     alice, bob = await join(a, "alice"), await join(b, "bob")
     for i in range(20):
         await alice.send({"type": "message:send", "text": f"m{i}", "clientMsgId": f"c{i}"})

@@ -44,7 +44,7 @@ async def _health(server) -> dict:
 async def test_retention_removes_old_messages_and_a_resume_from_one_reports_the_gap(server_factory, tmp_path):
     db = tmp_path / "server.sqlite3"
     old = _plant_old(db, days_ago=3, count=1200)  # many removal steps
-    server = await server_factory(db_path=db, retention=2 * 86400.0, rate_limit=0)
+    server = await server_factory(db_path=db, retention=2 * 86400.0, rate_limit=0, address_rate_limit=0)
     alice = await join(server, "alice")
     fresh = [(await alice.say(f"new {i}"))["data"] for i in range(3)]
     await until(lambda: server.backend.count() == 3)
@@ -74,7 +74,7 @@ async def test_retention_keeps_the_newest_message_even_when_it_is_old(server_fac
 async def test_the_file_stays_near_the_size_cap_while_messages_keep_coming(server_factory, tmp_path):
     cap = 1024 * 1024
     db = tmp_path / "server.sqlite3"
-    server = await server_factory(db_path=db, max_store_bytes=cap, rate_limit=0, frame_rate=0)
+    server = await server_factory(db_path=db, max_store_bytes=cap, rate_limit=0, address_rate_limit=0, frame_rate=0)
     alice = await join(server, "alice")
     text = "x" * 400  # (a text over ~1,000 bytes also takes an overflow page of its own)
     sent = 5000  # about 2 MB of text through a 1 MiB cap

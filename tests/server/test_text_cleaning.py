@@ -25,7 +25,7 @@ INVISIBLE_ONLY = ["\u200b", "\u200b\u2060\ufeff \u200b", ZWJ + ZWNJ, "\u3164\u31
 
 
 async def test_invisible_characters_are_removed_before_storing_and_broadcasting(server_factory):
-    server = await server_factory(rate_limit=0)
+    server = await server_factory(rate_limit=0, address_rate_limit=0)
     alice = await join(server, "alice")
     bob = await join(server, "bob")
     for i, (sent, _) in enumerate(CLEANED):

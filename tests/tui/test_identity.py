@@ -97,7 +97,7 @@ async def test_a_hostile_unverified_name_is_shown_as_text_not_markup():
 async def test_the_chat_asks_for_the_invite_redeems_it_and_keeps_the_key(tmp_path):
     from workspace_tui.backends.admin import AccountAdmin
 
-    h = Harness(tmp_path, rate_limit=0, auth="invite")
+    h = Harness(tmp_path, rate_limit=0, address_rate_limit=0, auth="invite")
     await h.start()
     try:
         admin = AccountAdmin(db_path=str(h.db))

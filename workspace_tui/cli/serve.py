@@ -287,8 +287,6 @@ def serve(
         compression=compression,
         broker=broker or None,
         broker_node_ttl=broker_ttl,
-        broker_max_bytes=broker_max_mb * 1024 * 1024,
-        broker_max_age=broker_max_age_days * 86400.0,
         auth=auth,
         max_connections_per_address=max_connections_per_address,
         claims_per_hour=claims_per_hour,

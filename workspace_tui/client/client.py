@@ -57,8 +57,6 @@ _FATAL_STATUS = {
     409: "name in use",
 }
 
-SUBPROTOCOL = "workspace.v1"  # always offered (docs/protocol.md): browsers need the server to pick one
-REFUSAL_HEADER = "Workspace-Refusal"
 
 _CLOSE_REASONS = {
     1000: "closed by the server",
@@ -403,11 +401,11 @@ class ChatClient:
 
     def _subprotocols(self) -> list[str]:
         """What we offer in ``Sec-WebSocket-Protocol``: our protocol, the name's key, an invite to redeem."""
-        offer = [SUBPROTOCOL]
+        offer = [p.SUBPROTOCOL]
         if self._key is not None:
-            offer.append(f"key.{self._key}")
+            offer.append(p.KEY_PREFIX + self._key)
         if self._invite is not None:
-            offer.append(f"invite.{self._invite}")
+            offer.append(p.INVITE_PREFIX + self._invite)
         return offer
 
     async def _run(self) -> None:
@@ -521,7 +519,7 @@ class ChatClient:
     def _refusal(self, exc: InvalidStatus) -> refusals.Refusal | None:
         """The user's sentence for a refusal the server explained in ``Workspace-Refusal``."""
         headers = exc.response.headers
-        code = (headers.get(REFUSAL_HEADER) or "").strip().lower()
+        code = (headers.get(p.REFUSAL_HEADER) or "").strip().lower()
         if not code:
             return None
         wait = refusals.retry_after_seconds(headers.get("Retry-After"))

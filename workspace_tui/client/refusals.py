@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from workspace_tui.protocol import DEFAULT_URL
-
-KEY_REQUIRED = "key_required"
-WRONG_KEY = "wrong_key"
-INVITE_REQUIRED = "invite_required"
-BAD_INVITE = "bad_invite"
-NOT_MEMBER = "not_member"
-NAME_TAKEN = "name_taken"
-THROTTLED = "throttled"
+from workspace_tui.protocol import REFUSED_BAD_INVITE as BAD_INVITE
+from workspace_tui.protocol import REFUSED_INVITE_REQUIRED as INVITE_REQUIRED
+from workspace_tui.protocol import REFUSED_KEY_REQUIRED as KEY_REQUIRED
+from workspace_tui.protocol import REFUSED_NAME_TAKEN as NAME_TAKEN
+from workspace_tui.protocol import REFUSED_NOT_MEMBER as NOT_MEMBER
+from workspace_tui.protocol import REFUSED_THROTTLED as THROTTLED
+from workspace_tui.protocol import REFUSED_WRONG_KEY as WRONG_KEY
 
 REFUSALS = (KEY_REQUIRED, WRONG_KEY, INVITE_REQUIRED, BAD_INVITE, NOT_MEMBER, NAME_TAKEN, THROTTLED)
 
