@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import click
 
+from workspace_tui.cli.options import resolve_token, token_file_option
 from workspace_tui.protocol import MAX_PAYLOAD_BYTES
 
 
@@ -79,6 +80,16 @@ def startup_error(exc: BaseException, host: str, port: int) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
+def _check_origins_and_hosts(origins: tuple[str, ...], hosts: tuple[str, ...]) -> None:
+    """A usage error for an --allow-origin or --allow-host that is not one."""
+    from workspace_tui.core.origins import OriginPolicy
+
+    try:
+        OriginPolicy.build(origins, hosts)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 SERVE_EPILOG = """\b
 Exit codes:
   0    stopped by Ctrl-C or SIGTERM (every connection closed with 1001, the store flushed)
@@ -101,12 +112,13 @@ Exit codes:
 @_opt("--max-connections-per-user", envvar="WORKSPACE_MAX_CONNECTIONS_PER_USER", default=3, type=click.IntRange(0), help="Concurrent connections per user (0 = unlimited).")
 @_opt("--idle-timeout", envvar="WORKSPACE_IDLE_TIMEOUT", default=300.0, type=click.FloatRange(0), help="Close connections silent for this many seconds (0 = never).")
 @_opt("--history", envvar="WORKSPACE_HISTORY", default=100, type=click.IntRange(0, 1000), help="Messages sent to a client when it joins.")
-@_opt("--token", envvar="WORKSPACE_TOKEN", default=None, help="Shared secret clients must present (token= or Authorization: Bearer).")
+@_opt("--token", envvar="WORKSPACE_TOKEN", default=None, help="Shared secret clients must present (token= or Authorization: Bearer). Visible in `ps`: prefer --token-file or the variable.")
+@token_file_option
 @_opt("--certfile", envvar="WORKSPACE_CERTFILE", default=None, type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM): serve wss://.")
 @_opt("--keyfile", envvar="WORKSPACE_KEYFILE", default=None, type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM), if not in --certfile.")
 @_opt("--log-level", envvar="WORKSPACE_LOG_LEVEL", default="info", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False), help="Log verbosity (logs go to stderr).")
 @_opt("--max-payload", envvar="WORKSPACE_MAX_PAYLOAD", default=MAX_PAYLOAD_BYTES, type=click.IntRange(64), help="Largest client frame in bytes; bigger ones close with 1009.")
-@_opt("--handshake-timeout", envvar="WORKSPACE_HANDSHAKE_TIMEOUT", default=30.0, type=click.FloatRange(0), help="Seconds a client has to finish the opening handshake.")
+@_opt("--handshake-timeout", envvar="WORKSPACE_HANDSHAKE_TIMEOUT", default=10.0, type=click.FloatRange(0), help="Seconds a client has to finish the opening handshake.")
 @_opt("--typing-timeout", envvar="WORKSPACE_TYPING_TIMEOUT", default=6.0, type=click.FloatRange(0.1), help="Clear a typing indicator not refreshed within this many seconds.")
 @_opt("--compression/--no-compression", envvar="WORKSPACE_COMPRESSION", default=False, help="Offer permessage-deflate (costs CPU and memory per connection).")
 @_opt(
@@ -137,6 +149,52 @@ Exit codes:
     help="With --broker: trim messages older than this many days from the Redis stream (0 = keep them).",
 )
 @_opt(
+    "--allow-origin",
+    "allow_origins",
+    envvar="WORKSPACE_ALLOW_ORIGIN",
+    multiple=True,
+    metavar="ORIGIN",
+    help="A web page origin (scheme://host[:port]) that may connect; repeat for several. Browsers from any other "
+    "origin are refused with 403. '*' lets every web page in: dangerous, any site you visit could chat as you.  [default: none]",
+)
+@_opt(
+    "--allow-host",
+    "allow_hosts",
+    envvar="WORKSPACE_ALLOW_HOST",
+    multiple=True,
+    metavar="NAME",
+    help="Another name clients reach this server by (the Host header), e.g. behind a proxy; repeat for several. "
+    "IP addresses, localhost, this machine's hostname, --host and the allowed origins' hosts need none.  [default: none]",
+)
+@_opt(
+    "--max-pending-per-address",
+    envvar="WORKSPACE_MAX_PENDING_PER_ADDRESS",
+    default=16,
+    type=click.IntRange(0),
+    help="TCP connections from one address that may be in their handshake at once; more are dropped (0 = no cap).",
+)
+@_opt(
+    "--max-pending-handshakes",
+    envvar="WORKSPACE_MAX_PENDING_HANDSHAKES",
+    default=512,
+    type=click.IntRange(0),
+    help="TCP connections that may be in their handshake at once, in all; more are dropped (0 = no cap).",
+)
+@_opt(
+    "--address-limits/--no-address-limits",
+    envvar="WORKSPACE_ADDRESS_LIMITS",
+    default=True,
+    help="Per-address limits; --no-address-limits lifts them all (benchmarks opening thousands of connections from one address).",
+)
+@_opt(
+    "--trust-proxy",
+    envvar="WORKSPACE_TRUST_PROXY",
+    is_flag=True,
+    default=False,
+    help="Behind a reverse proxy: take the client's address from the last X-Forwarded-For hop. Only when every "
+    "connection comes through the proxy (bind --host 127.0.0.1).",
+)
+@_opt(
     "--loop",
     envvar="WORKSPACE_LOOP",
     default="auto",
@@ -152,6 +210,7 @@ def serve(
     idle_timeout: float,
     history: int,
     token: str | None,
+    token_file: str | None,
     certfile: str | None,
     keyfile: str | None,
     log_level: str,
@@ -163,6 +222,12 @@ def serve(
     broker_ttl: float,
     broker_max_mb: int,
     broker_max_age_days: float,
+    allow_origins: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
+    max_pending_per_address: int,
+    max_pending_handshakes: int,
+    address_limits: bool,
+    trust_proxy: bool,
     loop: str,
 ) -> None:
     """Host the chat server (WebSocket at /ws, /healthz and /metrics on the same port)."""
@@ -178,6 +243,8 @@ def serve(
     _raise_open_files_limit()
     if keyfile and not certfile:
         raise click.UsageError("--keyfile needs --certfile")
+    token = resolve_token(token, token_file)
+    _check_origins_and_hosts(allow_origins, allow_hosts)
     if broker:
         if not broker.startswith(("redis://", "rediss://", "unix://")):
             raise click.UsageError("--broker must be a redis:// (or rediss://, unix://) URL")
@@ -209,7 +276,15 @@ def serve(
         broker_node_ttl=broker_ttl,
         broker_max_bytes=broker_max_mb * 1024 * 1024,
         broker_max_age=broker_max_age_days * 86400.0,
+        allow_origins=allow_origins,
+        allow_hosts=allow_hosts,
+        address_limits=address_limits,
+        trust_proxy=trust_proxy,
+        max_pending_per_address=max_pending_per_address,
+        max_pending_handshakes=max_pending_handshakes,
     )
+    if "*" in allow_origins:
+        click.echo("warning: --allow-origin '*' lets every web page you visit connect to this server", err=True)
 
     async def run() -> None:
         # Handlers first: a SIGTERM while the server starts still means a clean stop.

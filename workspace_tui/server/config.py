@@ -28,7 +28,7 @@ class ServerConfig:
     certfile: Path | str | None = None
     keyfile: Path | str | None = None
     max_payload: int = MAX_PAYLOAD_BYTES  # bigger incoming frames are closed with 1009
-    handshake_timeout: float = 30.0
+    handshake_timeout: float = 10.0  # a silent socket is dropped after this long
     typing_timeout: float = 6.0
     compression: bool = False  # permessage-deflate; off so frames are encoded once for everyone
     send_buffer_limit: int = 4 * 1024 * 1024  # per connection; past it the reader is closed with 4001
@@ -44,6 +44,13 @@ class ServerConfig:
     broker_node_ttl: float = 10.0  # a node whose heartbeat is this old is dead: its users go offline
     broker_max_bytes: int = 512 * 1024 * 1024  # message text kept in the Redis stream, oldest trimmed first
     broker_max_age: float = 30 * 24 * 3600.0  # ... and messages older than this are trimmed (0 = keep)
+    # Who may connect from where (core/origins.py): browsers' Origin and every request's Host.
+    allow_origins: tuple[str, ...] = ()  # scheme://host[:port] of pages that may connect; "*" = any page
+    allow_hosts: tuple[str, ...] = ()  # more names the Host header may carry; "*" = any
+    address_limits: bool = True  # False lifts every per-address limit (benchmarks from one address)
+    trust_proxy: bool = False  # the client address is the last X-Forwarded-For hop (behind a proxy)
+    max_pending_per_address: int = 16  # TCP connections still in their handshake, per address; 0 = off
+    max_pending_handshakes: int = 512  # ... and in all; over either the new connection is dropped; 0 = off
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **overrides)
