@@ -346,7 +346,7 @@ def check(server: Server) -> None:
     # a client that sends EOF without a close frame, and one that resets the connection
     for how in ("eof", "reset"):
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        s.sendall(b"GET /ws?username=raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        s.sendall(b"GET /ws?username=raw HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         head = b""
         while b'"connected"' not in head:

@@ -57,7 +57,8 @@ class ServerProcess:
     """``workspace serve`` on a free port, its URL read from the line it prints."""
 
     def __init__(self, db: Path, extra: list[str] | None = None):
-        argv = [*workspace_cmd(), "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--rate-limit", "0"]
+        argv = [*workspace_cmd(), "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--rate-limit", "0",
+                "--no-address-limits"]  # hundreds of connections at once from 127.0.0.1
         self.proc = subprocess.Popen([*argv, *(extra or [])], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         m = re.search(r"(wss?://\S+/ws)", line)

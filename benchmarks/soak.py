@@ -88,7 +88,7 @@ class Soak:
 
     def start_server(self) -> None:
         cmd = [sys.executable, "-m", "workspace_tui", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--db", str(self.db), "--log-level", "warning"]
+               "--db", str(self.db), "--log-level", "warning", "--no-address-limits"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

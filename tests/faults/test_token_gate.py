@@ -86,7 +86,7 @@ async def test_the_right_token_in_either_place_is_accepted(server_factory):
     server = await server_factory(token=TOKEN)
     for path, headers in ((f"/ws?username=carol&token={TOKEN}", {}), ("/ws?username=dave", {"Authorization": f"Bearer {TOKEN}"})):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        lines = [f"GET {path} HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade",
+        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
                  f"Sec-WebSocket-Key: {KEY}", "Sec-WebSocket-Version: 13", *(f"{k}: {v}" for k, v in headers.items())]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)

@@ -1,8 +1,12 @@
-"""Options shared by the commands that connect to a server (chat, send, tail)."""
+"""Options shared by the commands that connect to a server (chat, send, tail, who), and the
+token handling ``serve`` shares with them."""
 
 from __future__ import annotations
 
+import functools
 import getpass
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,13 +60,78 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+TOKEN_ON_COMMAND_LINE = (
+    "warning: --token on the command line is visible to every local user (ps, /proc); "
+    "use --token-file PATH or the WORKSPACE_TOKEN environment variable instead"
+)
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+
+
+def read_token_file(path: str) -> str:
+    """The secret in *path* (surrounding whitespace and the final newline left out), or a
+    usage error saying why it cannot be used; warns when other users may read the file."""
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = f.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint="--token-file") from None
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise click.BadParameter(f"{path} is larger than a token ({MAX_TOKEN_FILE_BYTES // 1024} KiB)", param_hint="--token-file")
+    try:
+        token = data.decode().strip()
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path} is not UTF-8 text", param_hint="--token-file") from None
+    if not token or "\n" in token:
+        raise click.BadParameter(f"{path} must hold the token alone, on one line", param_hint="--token-file")
+    if mode & 0o077 and sys.platform != "win32":
+        click.echo(f"warning: {path} can be read by other users; chmod 600 it", err=True)
+    return token
+
+
+def resolve_token(token: str | None, token_file: str | None) -> str | None:
+    """The secret from ``--token`` / ``--token-file`` / ``WORKSPACE_TOKEN``: the file wins over
+    the environment variable; a literal ``--token`` is warned about (``ps`` shows it)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    literal = ctx is not None and ctx.get_parameter_source("token") is ParameterSource.COMMANDLINE
+    if token_file:
+        if literal:
+            raise click.UsageError("give --token or --token-file, not both")
+        return read_token_file(token_file)
+    if literal and token:
+        click.echo(TOKEN_ON_COMMAND_LINE, err=True)
+    return token or None
+
+
+def token_file_option(f: F) -> F:
+    return click.option(
+        "--token-file",
+        envvar="WORKSPACE_TOKEN_FILE",
+        show_envvar=True,
+        type=click.Path(dir_okay=False),
+        help="Read the shared secret from this file (keeps it out of `ps`).",
+    )(f)
+
+
 def connection_options(f: F) -> F:
-    """``--url``, ``--username``, ``--token``, with env vars and config defaults."""
+    """``--url``, ``--username``, ``--token`` / ``--token-file``, with env vars and config defaults.
+    The command gets the secret as ``token`` whichever way it came."""
+
+    command = f
+
+    @functools.wraps(command)
+    def with_token(*args: Any, token_file: str | None = None, **kwargs: Any) -> Any:
+        kwargs["token"] = resolve_token(kwargs.get("token"), token_file)
+        return command(*args, **kwargs)
+
+    f = token_file_option(with_token)  # type: ignore[assignment]
     f = click.option(
         "--token",
         envvar="WORKSPACE_TOKEN",
         show_envvar=True,
-        help="Shared secret, when the server was started with --token.",
+        help="Shared secret, when the server was started with one (visible in `ps`: prefer --token-file).",
     )(f)
     f = click.option(
         "--username",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import click
 
+from workspace_tui.cli.options import resolve_token, token_file_option
 from workspace_tui.protocol import MAX_PAYLOAD_BYTES
 
 from .sizes import Age, Size
@@ -90,6 +91,8 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
 def _data_limits(broker: str | None, retention: float | None, max_bytes: int | None,
                  old_mb: int | None, old_days: float | None) -> dict[str, float | int]:
     """--retention and --max-store-bytes, for the backend in use (the old --broker-max-* too)."""
@@ -115,6 +118,16 @@ def _data_limits(broker: str | None, retention: float | None, max_bytes: int | N
     return out
 
 
+def _check_origins_and_hosts(origins: tuple[str, ...], hosts: tuple[str, ...]) -> None:
+    """A usage error for an --allow-origin or --allow-host that is not one."""
+    from workspace_tui.core.origins import OriginPolicy
+
+    try:
+        OriginPolicy.build(origins, hosts)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 SERVE_EPILOG = """\b
 Exit codes:
   0    stopped by Ctrl-C or SIGTERM (every connection closed with 1001, the store flushed)
@@ -137,12 +150,13 @@ Exit codes:
 @_opt("--max-connections-per-user", envvar="WORKSPACE_MAX_CONNECTIONS_PER_USER", default=3, type=click.IntRange(0), help="Concurrent connections per user (0 = unlimited).")
 @_opt("--idle-timeout", envvar="WORKSPACE_IDLE_TIMEOUT", default=300.0, type=click.FloatRange(0), help="Close connections silent for this many seconds (0 = never).")
 @_opt("--history", envvar="WORKSPACE_HISTORY", default=100, type=click.IntRange(0, 1000), help="Messages sent to a client when it joins.")
-@_opt("--token", envvar="WORKSPACE_TOKEN", default=None, help="Shared secret clients must present (token= or Authorization: Bearer).")
+@_opt("--token", envvar="WORKSPACE_TOKEN", default=None, help="Shared secret clients must present (token= or Authorization: Bearer). Visible in `ps`: prefer --token-file or the variable.")
+@token_file_option
 @_opt("--certfile", envvar="WORKSPACE_CERTFILE", default=None, type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM): serve wss://.")
 @_opt("--keyfile", envvar="WORKSPACE_KEYFILE", default=None, type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM), if not in --certfile.")
 @_opt("--log-level", envvar="WORKSPACE_LOG_LEVEL", default="info", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False), help="Log verbosity (logs go to stderr).")
 @_opt("--max-payload", envvar="WORKSPACE_MAX_PAYLOAD", default=MAX_PAYLOAD_BYTES, type=click.IntRange(64), help="Largest client frame in bytes; bigger ones close with 1009.")
-@_opt("--handshake-timeout", envvar="WORKSPACE_HANDSHAKE_TIMEOUT", default=30.0, type=click.FloatRange(0), help="Seconds a client has to finish the opening handshake.")
+@_opt("--handshake-timeout", envvar="WORKSPACE_HANDSHAKE_TIMEOUT", default=10.0, type=click.FloatRange(0), help="Seconds a client has to finish the opening handshake.")
 @_opt("--typing-timeout", envvar="WORKSPACE_TYPING_TIMEOUT", default=6.0, type=click.FloatRange(0.1), help="Clear a typing indicator not refreshed within this many seconds.")
 @_opt("--compression/--no-compression", envvar="WORKSPACE_COMPRESSION", default=False, help="Offer permessage-deflate (costs CPU and memory per connection).")
 @_opt(
@@ -164,6 +178,52 @@ Exit codes:
 @_opt(  # older spelling of --retention, for --broker only
     "--broker-max-age-days", envvar="WORKSPACE_BROKER_MAX_AGE_DAYS", default=None, type=click.FloatRange(0),
     hidden=True,
+)
+@_opt(
+    "--allow-origin",
+    "allow_origins",
+    envvar="WORKSPACE_ALLOW_ORIGIN",
+    multiple=True,
+    metavar="ORIGIN",
+    help="A web page origin (scheme://host[:port]) that may connect; repeat for several. Browsers from any other "
+    "origin are refused with 403. '*' lets every web page in: dangerous, any site you visit could chat as you.  [default: none]",
+)
+@_opt(
+    "--allow-host",
+    "allow_hosts",
+    envvar="WORKSPACE_ALLOW_HOST",
+    multiple=True,
+    metavar="NAME",
+    help="Another name clients reach this server by (the Host header), e.g. behind a proxy; repeat for several. "
+    "IP addresses, localhost, this machine's hostname, --host and the allowed origins' hosts need none.  [default: none]",
+)
+@_opt(
+    "--max-pending-per-address",
+    envvar="WORKSPACE_MAX_PENDING_PER_ADDRESS",
+    default=16,
+    type=click.IntRange(0),
+    help="TCP connections from one address that may be in their handshake at once; more are dropped (0 = no cap).",
+)
+@_opt(
+    "--max-pending-handshakes",
+    envvar="WORKSPACE_MAX_PENDING_HANDSHAKES",
+    default=512,
+    type=click.IntRange(0),
+    help="TCP connections that may be in their handshake at once, in all; more are dropped (0 = no cap).",
+)
+@_opt(
+    "--address-limits/--no-address-limits",
+    envvar="WORKSPACE_ADDRESS_LIMITS",
+    default=True,
+    help="Per-address limits; --no-address-limits lifts them all (benchmarks opening thousands of connections from one address).",
+)
+@_opt(
+    "--trust-proxy",
+    envvar="WORKSPACE_TRUST_PROXY",
+    is_flag=True,
+    default=False,
+    help="Behind a reverse proxy: take the client's address from the last X-Forwarded-For hop. Only when every "
+    "connection comes through the proxy (bind --host 127.0.0.1).",
 )
 @_opt(
     "--loop",
@@ -224,6 +284,7 @@ def serve(
     idle_timeout: float,
     history: int,
     token: str | None,
+    token_file: str | None,
     certfile: str | None,
     keyfile: str | None,
     log_level: str,
@@ -235,6 +296,12 @@ def serve(
     broker_ttl: float,
     broker_max_mb: int | None,
     broker_max_age_days: float | None,
+    allow_origins: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
+    max_pending_per_address: int,
+    max_pending_handshakes: int,
+    address_limits: bool,
+    trust_proxy: bool,
     loop: str,
     auth: str,
     max_connections_per_address: int,
@@ -258,6 +325,8 @@ def serve(
     _raise_open_files_limit()
     if keyfile and not certfile:
         raise click.UsageError("--keyfile needs --certfile")
+    token = resolve_token(token, token_file)
+    _check_origins_and_hosts(allow_origins, allow_hosts)
     if broker:
         if not broker.startswith(("redis://", "rediss://", "unix://")):
             raise click.UsageError("--broker must be a redis:// (or rediss://, unix://) URL")
@@ -294,10 +363,18 @@ def serve(
         **_data_limits(broker, retention, max_store_bytes, broker_max_mb, broker_max_age_days),
         min_free_disk=min_free_disk,
         allow_unsafe_redis=allow_unsafe_redis,
+        allow_origins=allow_origins,
+        allow_hosts=allow_hosts,
+        address_limits=address_limits,
+        trust_proxy=trust_proxy,
+        max_pending_per_address=max_pending_per_address,
+        max_pending_handshakes=max_pending_handshakes,
     )
     if auth == "open" and not _loopback(host):
         click.echo(f"WARNING: --auth open on {host}: anyone who can reach port {port} can use any name, read the "
                    "history and post as anyone. Use --auth claim or invite on a shared network.", err=True)
+    if "*" in allow_origins:
+        click.echo("warning: --allow-origin '*' lets every web page you visit connect to this server", err=True)
 
     async def run() -> None:
         # Handlers first: a SIGTERM while the server starts still means a clean stop.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 import time
 from collections import Counter, deque
@@ -42,6 +43,7 @@ from workspace_tui.core.effects import (
     WhenDrained,
 )
 from workspace_tui.core.history import HistoryQuery, HistoryResult
+from workspace_tui.core.origins import OriginPolicy, forwarded_client
 from workspace_tui.core.outcomes import Outcome
 from workspace_tui.core.identity import Claim
 from workspace_tui.core.state import Conn, Draft, Refusal, Session
@@ -51,6 +53,7 @@ from .config import ServerConfig
 from .connection import LOW_WATER, Connection
 from .fanout import Fanout
 from .metrics import render_metrics
+from .pending import PendingHandshakes
 
 log = logging.getLogger("workspace.server")
 
@@ -83,15 +86,6 @@ def make_backend(config: ServerConfig) -> Backend:
                          min_free_disk=config.min_free_disk)
 
 
-def peer_address(peer: Connection) -> str:
-    """The client's address, for the per-address limits."""
-    address = getattr(peer, "address", None)
-    if address:
-        return address
-    name = peer.transport.get_extra_info("peername")
-    return str(name[0]) if name else "?"
-
-
 class Server:
     """A running chat server. Create it with :func:`start_server`."""
 
@@ -110,6 +104,10 @@ class Server:
             # websockets' defaults for servers: smaller windows and memLevel, less memory per connection
             self.extensions = list(enable_server_permessage_deflate(None))
         self.handshake_rejections: Counter[int] = Counter()
+        self.policy = OriginPolicy.build(config.allow_origins, config.allow_hosts, server_names(config.host))
+        self.pending = PendingHandshakes(
+            config.max_pending_per_address if config.address_limits else 0, config.max_pending_handshakes
+        )
         self.started = time.monotonic()
         self.connections: set[Connection] = set()  # every TCP connection, handshake or not
         self._listener: asyncio.Server | None = None
@@ -138,6 +136,8 @@ class Server:
             self._listener = await loop.create_server(
                 lambda: Connection(self), cfg.host or None, cfg.port, ssl=ctx,
                 backlog=cfg.backlog,  # asyncio's default (100) drops SYNs when hundreds connect at once
+                # a TLS handshake comes before connection_made, so before the pending caps: bound its time
+                ssl_handshake_timeout=(cfg.handshake_timeout or None) if ctx else None,
             )
         except BaseException:
             await self.backend.close()
@@ -295,9 +295,36 @@ class Server:
 
     # -- what connections report ---------------------------------------------------
 
+    def handshake_started(self, peer: Connection) -> bool:
+        """A new TCP connection: count it as a pending handshake, or refuse it (over a cap)."""
+        # Behind a trusted proxy every connection comes from the proxy's address, and the real
+        # one is known only from the request: only the overall cap applies until then.
+        per_address = self.config.address_limits and not self.config.trust_proxy
+        key = peer.address if per_address else None
+        if not self.pending.begin(key):
+            refused = sum(self.pending.refused.values())
+            if refused == 1 or refused % 1000 == 0:
+                log.warning("dropped a new connection from %s: too many pending handshakes "
+                            "(%d so far; see workspace_pending_handshakes_refused_total)", peer.address, refused)
+            return False
+        peer.handshaking = True
+        peer.pending_from = key
+        return True
+
+    def handshake_over(self, peer: Connection) -> None:
+        self.pending.end(peer.pending_from)
+
     def on_request(self, peer: Connection, request: Request) -> None:
         """The HTTP request of a new connection: a WebSocket handshake or an endpoint."""
         self.connections.add(peer)
+        headers = request.headers
+        if self.config.trust_proxy:
+            peer.address = forwarded_client(headers.get_all("X-Forwarded-For")) or peer.address
+        # Origin and Host first: a web page or a rebound name learns nothing, not even the token's need.
+        wrong_place = self.policy.check(headers.get_all("Host"), headers.get_all("Origin"))
+        if wrong_place is not None:
+            self._refuse(peer, request, wrong_place)
+            return
         parts = urlsplit(request.path)
         query = parse_qs(parts.query, keep_blank_values=True)
         path = parts.path
@@ -312,7 +339,7 @@ class Server:
                 self._refuse(peer, request, Refusal(404, f"not found: the chat is at {WS_PATH}?username=NAME"))
             return
         protocols = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
-        decision = self.core.admit(query, auth, peer_address(peer), protocols)
+        decision = self.core.admit(query, auth, peer.address, protocols)
         if isinstance(decision, Refusal):
             self._refuse(peer, request, decision)
             return
@@ -414,8 +441,7 @@ class Server:
 
     def _count_refusal(self, peer: Connection, path: str, status: int, body: bytes) -> None:
         self.handshake_rejections[status] += 1
-        addr = peer.transport.get_extra_info("peername")
-        log.info("refused %s %s: %d %s", addr[0] if addr else "?", urlsplit(path).path, status,
+        log.info("refused %s %s: %d %s", peer.address, urlsplit(path).path, status,
                  body.decode(errors="replace").strip()[:200])
 
     def _endpoint(self, peer: Connection, path: str) -> None:
@@ -428,6 +454,7 @@ class Server:
                 connections=len(self.core.conns), users=self.core.presence.connected_users,
                 deliveries=self.fanout.deliveries, uptime=time.monotonic() - self.started,
                 stored=self.backend.count() if not self.config.broker else None,
+                pending=self.pending.total, pending_refused=self.pending.refused,
             )
             ctype = "text/plain; version=0.0.4; charset=utf-8"
         response = peer.ws.reject(200, body)
@@ -516,6 +543,13 @@ class Server:
 
     def local_users(self) -> dict[str, tuple[str, str, int, bool]]:
         return self.core.local_users()
+
+
+def server_names(bound_host: str) -> list[str]:
+    """The names a Host header may use for this server besides IP literals and localhost:
+    the machine's hostname (and its first label) and the host it is bound to."""
+    hostname = socket.gethostname()
+    return [hostname, hostname.partition(".")[0], bound_host]
 
 
 async def start_server(config: ServerConfig) -> Server:

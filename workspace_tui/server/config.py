@@ -28,7 +28,7 @@ class ServerConfig:
     certfile: Path | str | None = None
     keyfile: Path | str | None = None
     max_payload: int = MAX_PAYLOAD_BYTES  # bigger incoming frames are closed with 1009
-    handshake_timeout: float = 30.0
+    handshake_timeout: float = 10.0  # a silent socket is dropped after this long
     typing_timeout: float = 6.0
     compression: bool = False  # permessage-deflate; off so frames are encoded once for everyone
     send_buffer_limit: int = 4 * 1024 * 1024  # per connection; past it the reader is closed with 4001
@@ -55,7 +55,14 @@ class ServerConfig:
     max_connections_per_address: int = 256  # 0 = unlimited
     claims_per_hour: int = 30  # names one address may claim per hour; 0 = unlimited
     address_rate_limit: int = 600  # message:send per minute from one address, all names; 0 = off
-    address_limits: bool = True  # False (--no-address-limits) lifts every per-address limit
+
+    # Who may connect from where (core/origins.py): browsers' Origin and every request's Host.
+    allow_origins: tuple[str, ...] = ()  # scheme://host[:port] of pages that may connect; "*" = any page
+    allow_hosts: tuple[str, ...] = ()  # more names the Host header may carry; "*" = any
+    address_limits: bool = True  # False lifts every per-address limit (benchmarks from one address)
+    trust_proxy: bool = False  # the client address is the last X-Forwarded-For hop (behind a proxy)
+    max_pending_per_address: int = 16  # TCP connections still in their handshake, per address; 0 = off
+    max_pending_handshakes: int = 512  # ... and in all; over either the new connection is dropped; 0 = off
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **overrides)

@@ -67,6 +67,10 @@ class ConnectionEvents(Protocol):
     config: ServerConfig
     extensions: list[Any] | None
 
+    def handshake_started(self, peer: Connection) -> bool: ...
+
+    def handshake_over(self, peer: Connection) -> None: ...
+
     def on_request(self, peer: Connection, request: Request) -> None: ...
 
     def on_message(self, peer: Connection, data: str | bytes) -> None: ...
@@ -85,7 +89,8 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "server", "ws", "transport", "conn", "session", "user_id", "pending", "held", "held_bytes", "mark",
-        "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting",
+        "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting", "address",
+        "handshaking", "pending_from",
     )
 
     def __init__(self, server: ConnectionEvents) -> None:
@@ -106,11 +111,15 @@ class Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None  # handshake or close timeout
         self.lost = False
         self.waiting: list[Any] | None = None  # frames parsed but not handled yet (next turn)
+        self.address = "?"  # the client's IP address (from X-Forwarded-For with trust_proxy)
+        self.handshaking = False  # counted as a pending handshake (server.handshake_started)
+        self.pending_from: str | None = None  # ... under this address (None: not per address)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.address = peer_address(transport.get_extra_info("peername"))
         server = self.server
         self.ws = ServerProtocol(
             max_size=server.config.max_payload,
@@ -119,6 +128,9 @@ class Connection(asyncio.Protocol):
             logger=_ws_log,
         )
         transport.set_write_buffer_limits(high=LOW_WATER, low=LOW_WATER)
+        if not server.handshake_started(self):
+            transport.abort()  # over a cap on pending handshakes: drop it before it costs more
+            return
         timeout = server.config.handshake_timeout
         if timeout:
             self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
@@ -170,6 +182,9 @@ class Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.handshaking:
+            self.handshaking = False
+            self.server.handshake_over(self)
         self.server.on_lost(self)
 
     def pause_writing(self) -> None:
@@ -240,6 +255,9 @@ class Connection(asyncio.Protocol):
         self.flush_protocol()
 
     def respond(self, response: Any) -> None:
+        if self.handshaking:  # answered: no longer a pending handshake
+            self.handshaking = False
+            self.server.handshake_over(self)
         self.ws.send_response(response)
         self.flush_protocol()
 
@@ -273,3 +291,10 @@ class Connection(asyncio.Protocol):
         self.timer = None
         if self.ws.state is State.CONNECTING or self.session is not None and self.conn is None:
             self.abort()
+
+
+def peer_address(peername: Any) -> str:
+    """The IP address in a transport's ``peername`` (``"local"`` for a Unix socket)."""
+    if isinstance(peername, tuple) and peername:
+        return str(peername[0])
+    return "local"

@@ -18,6 +18,8 @@ def render_metrics(
     deliveries: int,
     uptime: float,
     stored: int | None = None,
+    pending: int = 0,
+    pending_refused: Counter[str] | None = None,
 ) -> str:
     """The Prometheus text of the server's counters and gauges."""
     lines = [
@@ -55,6 +57,18 @@ def render_metrics(
         "# TYPE workspace_server_closes_total counter",
     ]
     lines += [f'workspace_server_closes_total{{code="{c}"}} {n}' for c, n in sorted(counters.closes.items())]
+    lines += [
+        "# HELP workspace_pending_handshakes TCP connections that have not finished their handshake.",
+        "# TYPE workspace_pending_handshakes gauge",
+        f"workspace_pending_handshakes {pending}",
+        "# HELP workspace_pending_handshakes_refused_total New connections dropped at once: too many pending "
+        "handshakes, per address or in all.",
+        "# TYPE workspace_pending_handshakes_refused_total counter",
+    ]
+    lines += [
+        f'workspace_pending_handshakes_refused_total{{limit="{k}"}} {n}'
+        for k, n in sorted((pending_refused or Counter()).items())
+    ]
     if stored is not None:
         lines += [
             "# HELP workspace_stored_messages Messages in the store.",
