@@ -120,6 +120,8 @@ class ChatCore:
         self.address_limiters: dict[str, Limiter] = {}  # client address -> its message:send limit
         self.claim_buckets: dict[str, TokenBucket] = {}  # client address -> names it may still claim
         self.throttle = Throttle()  # wrong keys and invites
+        # Wrong shared tokens, per address: more free tries, as one address may be a whole team's NAT.
+        self.token_throttle = Throttle(free_tries=10)
         self.spellings: dict[str, str] = {}  # name key -> the spelling of the user here with it
         self.send_limiters: dict[str, Limiter] = {}
         self.frame_limiters: dict[str, Limiter] = {}
@@ -163,7 +165,7 @@ class ChatCore:
         per-user and per-address caps (taken now, synchronously, so concurrent handshakes cannot
         overshoot them) until :meth:`release`."""
         if not self.authorized(query, authorization):
-            return Refusal(401, "unauthorized: missing or wrong token (token=... or Authorization: Bearer ...)")
+            return self._wrong_token(address)
         username = _first(query, "username")
         reason = validate_username(username)
         if reason:
@@ -201,6 +203,17 @@ class ChatCore:
         self.reservations[folded] = self.reservations.get(folded, 0) + 1
         self.address_conns[address] = self.address_conns.get(address, 0) + 1
         return Session(username, presence == "none", since, history, address, key, invite, folded)
+
+    def _wrong_token(self, address: str) -> Refusal:
+        """A missing or wrong shared token: throttled per address like wrong keys, so guessing
+        it is slow."""
+        now = self.clock.monotonic()
+        subject = (address,)
+        wait = self.token_throttle.wait(subject, now)
+        if wait:
+            return self.token_throttle.refusal(wait, "tokens")
+        self.token_throttle.failed(subject, now)
+        return Refusal(401, "unauthorized: missing or wrong token (token=... or Authorization: Bearer ...)")
 
     @property
     def needs_accounts(self) -> bool:
@@ -884,6 +897,7 @@ class ChatCore:
             for address in [a for a, b in self.claim_buckets.items() if b.full(now)]:
                 del self.claim_buckets[address]
             self.throttle.prune(now)
+            self.token_throttle.prune(now)
             self.presence.prune(now)
 
     def _keepalive(self, now: float) -> None:

@@ -95,18 +95,21 @@ def is_wrong_secret(refusal: Refusal) -> bool:
     return refusal.code in (REFUSED_WRONG_KEY, REFUSED_BAD_INVITE)
 
 
+FREE_TRIES = 3
+
+
 class Throttle:
     """Growing delays after wrong keys or invites, per name and per address: a few free tries,
     then 1 s, 2 s, 4 s ... up to ``MAX_DELAY`` during which every try is refused with 429.
 
     At most ``MAX_ENTRIES`` are kept (the oldest go first), so many addresses cannot grow it."""
 
-    FREE_TRIES = 3
     MAX_DELAY = 300.0
     FORGET_AFTER = 3600.0  # an entry this long without a failure is dropped
     MAX_ENTRIES = 50_000
 
-    def __init__(self) -> None:
+    def __init__(self, free_tries: int = FREE_TRIES) -> None:
+        self.free_tries = free_tries
         self._entries: dict[str, tuple[int, float, float]] = {}  # subject -> (failures, blocked until, last)
 
     def wait(self, subjects: tuple[str, ...], now: float) -> float:
@@ -123,7 +126,7 @@ class Throttle:
         for s in subjects:
             failures, _, _ = entries.pop(s, (0, 0.0, 0.0))
             failures += 1
-            over = failures - self.FREE_TRIES
+            over = failures - self.free_tries
             until = now + min(self.MAX_DELAY, 2.0 ** (over - 1)) if over > 0 else 0.0
             entries[s] = (failures, until, now)
             while len(entries) > self.MAX_ENTRIES:
@@ -134,7 +137,7 @@ class Throttle:
         for s in [s for s, (_, until, last) in self._entries.items() if last < cutoff and until <= now]:
             del self._entries[s]
 
-    def refusal(self, wait: float) -> Refusal:
+    def refusal(self, wait: float, what: str = "keys or invites") -> Refusal:
         seconds = max(1, int(wait + 0.999))
-        return Refusal(429, f"too many wrong keys or invites lately: try again in {seconds} s", REFUSED_THROTTLED,
+        return Refusal(429, f"too many wrong {what} lately: try again in {seconds} s", REFUSED_THROTTLED,
                        retry_after=seconds)
