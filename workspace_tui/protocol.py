@@ -245,7 +245,8 @@ class ChatMessage(NamedTuple):
         }
         if self.client_msg_id is not None:
             data["clientMsgId"] = self.client_msg_id
-        data["verified"] = self.verified
+        if self.verified:  # absent means not proved: the common case costs no bytes
+            data["verified"] = True
         return data
 
     @classmethod
@@ -276,7 +277,7 @@ class RosterEntry(NamedTuple):
             "username": self.username,
             "status": self.status,
             "connections": self.connections,
-            "verified": self.verified,
+            **({"verified": True} if self.verified else {}),
         }
 
     @classmethod
@@ -476,8 +477,8 @@ def presence_frame(user_id: str, username: str, status: str, connections: int | 
     data: dict[str, Any] = {"userId": user_id, "username": username, "status": status}
     if connections is not None:
         data["connections"] = 0 if status == "offline" else connections
-    if verified is not None:
-        data["verified"] = verified
+    if verified:  # absent means not proved
+        data["verified"] = True
     return {"type": "presence:update", "data": data}
 
 

@@ -54,12 +54,27 @@ client.ws.addEventListener('close', (e) => report({{event: 'close', opened, code
 """
 
 
+# A browser cannot set headers on a WebSocket: the key travels as a subprotocol (docs/protocol.md).
+KEY_PAGE = """<!doctype html>
+<html><body><script>
+const report = (what) => fetch('/result', {{method: 'POST', body: JSON.stringify(what)}});
+const ws = new WebSocket({url} + '?username=kay', ['workspace.v1', 'key.' + {key}]);
+ws.onmessage = (e) => {{
+  const frame = JSON.parse(e.data);
+  if (frame.type === 'connected') report({{event: 'connected', verified: frame.verified, protocol: ws.protocol}});
+}};
+ws.onclose = (e) => report({{event: 'close', code: e.code}});
+</script></body></html>
+"""
+
+
 class PageServer:
     """Serves the page on 127.0.0.1, port 0, in a thread; keeps what the page POSTs. Set
     :attr:`ws_url` (the server to connect to) before the browser loads it."""
 
     def __init__(self) -> None:
         self.ws_url = ""
+        self.key = ""  # set: the page proves a name with this key instead of running the document's client
         self.results: list[dict] = []
         self.arrived = threading.Event()
         outer = self
@@ -68,7 +83,10 @@ class PageServer:
             def do_GET(self) -> None:
                 body = b""
                 if self.path == "/":
-                    body = PAGE.format(client=CLIENT_JS.read_text(), url=json.dumps(outer.ws_url)).encode()
+                    if outer.key:
+                        body = KEY_PAGE.format(url=json.dumps(outer.ws_url), key=json.dumps(outer.key)).encode()
+                    else:
+                        body = PAGE.format(client=CLIENT_JS.read_text(), url=json.dumps(outer.ws_url)).encode()
                 self.send_response(200 if body else 404)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -162,6 +180,16 @@ async def test_a_page_from_an_allowed_origin_chats(server_factory, pages, tmp_pa
         assert not server.handshake_rejections
     finally:
         await watcher.close()
+
+
+async def test_a_page_proves_its_name_with_a_key_in_the_subprotocols(server_factory, pages, tmp_path):
+    from .test_identity import new_key, refusal
+
+    server = await server_factory(allow_origins=(pages.origin,))
+    pages.ws_url = server.url
+    pages.key = new_key()
+    assert await visit(pages, tmp_path) == {"event": "connected", "verified": True, "protocol": "workspace.v1"}
+    assert (await refusal(server, "kay"))[:2] == (401, "key_required")  # the page's claim holds
 
 
 def test_the_page_uses_the_protocol_documents_own_client():

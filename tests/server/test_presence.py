@@ -21,8 +21,7 @@ async def test_roster_and_limits_on_join(server_factory):
     assert roster(b2) == {"alice": ("online", 1), "bob": ("online", 2)}
     assert b2.connected["connectedUsers"] == 2
     entry = next(u for u in b2.connected["users"] if u["username"] == "alice")
-    assert entry == {"userId": user_id_for("alice"), "username": "alice", "status": "online", "connections": 1,
-                     "verified": False}
+    assert entry == {"userId": user_id_for("alice"), "username": "alice", "status": "online", "connections": 1}
     assert b2.connected["limits"] == {
         "maxPayloadBytes": 1024 * 1024,
         "messagesPerMinute": 42,
@@ -46,15 +45,13 @@ async def test_online_on_first_connection_offline_after_last(server):
     assert mine["data"]["connections"] == 2
     await b1.close()  # one of two closes: still online, one connection
     one = await a.recv()
-    assert one["data"] == {"userId": user_id_for("bob"), "username": "bob", "status": "online", "connections": 1,
-                           "verified": False}
+    assert one["data"] == {"userId": user_id_for("bob"), "username": "bob", "status": "online", "connections": 1}
     await b2.say("still here")
     nxt = await a.recv()
     assert nxt["type"] == "message:new", nxt
     await b2.close()
     off = await a.expect("presence:update")
-    assert off["data"] == {"userId": user_id_for("bob"), "username": "bob", "status": "offline", "connections": 0,
-                           "verified": False}
+    assert off["data"] == {"userId": user_id_for("bob"), "username": "bob", "status": "offline", "connections": 0}
     c = await join(server, "carol")
     assert roster(c) == {"alice": ("online", 1), "carol": ("online", 1)}
     await a.close()

@@ -9,8 +9,10 @@ from typing import Any
 from workspace_tui.core.identity import Account, Claim, secret_hash
 from workspace_tui.protocol import name_key, validate_username
 
-from .accounts import COLUMNS, REDIS_CAS_LUA, REDIS_KEY, SQLITE_SCHEMA, from_json, new_secret, sqlite_get, sqlite_put, to_json
-from .sqlite import _open
+from .accounts import (
+    COLUMNS, REDIS_CAS_LUA, REDIS_KEY, SQLITE_SCHEMA, from_json, new_secret, sqlite_get, sqlite_put, to_json,
+)
+from .sqlite import open_database
 
 
 class AccountAdmin:
@@ -25,7 +27,7 @@ class AccountAdmin:
             self._redis = redis.Redis.from_url(broker, decode_responses=True, socket_connect_timeout=2.0)
             self._redis.ping()
         else:
-            self._db = _open(str(db_path))
+            self._db = open_database(str(db_path))
             self._db.executescript(SQLITE_SCHEMA)
 
     def close(self) -> None:

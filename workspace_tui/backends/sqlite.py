@@ -76,7 +76,7 @@ class IdClock:
         return make_message_id(self.ms, self.seq), self.ms
 
 
-def _open(path: str) -> sqlite3.Connection:
+def open_database(path: str) -> sqlite3.Connection:
     """The store at *path*, checked: a clear :class:`StoreError` for every way it can be wrong."""
     if path != ":memory:":
         file = Path(path)
@@ -138,7 +138,7 @@ class SQLiteBackend(Backend):
         the file; *min_free_disk*: below this free space sends are refused (0 turns each off)."""
         self.path = str(path)
         self.label = self.path
-        self.db = _open(self.path)
+        self.db = open_database(self.path)
         self._last = self._newest_id()
         self.clock = IdClock(self._last)
         self._events: BackendEvents | None = None

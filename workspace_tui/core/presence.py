@@ -113,8 +113,10 @@ class Presence:
         """Recompute *username*'s roster entry after any change; returns their global state."""
         status, count = self.aggregate(username)
         if count:
-            entry = encode({"userId": user_id, "username": username, "status": status, "connections": count,
-                            "verified": self.verified(username)})
+            fields = {"userId": user_id, "username": username, "status": status, "connections": count}
+            if self.verified(username):  # absent means not proved: most rosters stay as small as before
+                fields["verified"] = True
+            entry = encode(fields)
             if self._entries.get(user_id) == entry:
                 return status, count
             self._entries[user_id] = entry
