@@ -51,15 +51,18 @@ def test_wrong_key_delays_grow_then_expire():
         s = admit(core, "alice", OTHER)
         codes.append(core.identify(s, account).code)
     assert codes == ["wrong_key"] * 4
-    blocked = admit(core, "alice", KEY)  # even the right key waits: the name is under attack
-    assert isinstance(blocked, Refusal) and blocked.status == 429 and blocked.retry_after == 1
+    # The name is now waiting 1 s: another wrong key, from anywhere, is refused without a check ...
+    blocked = core.identify(admit(core, "alice", OTHER, address="10.7.7.7"), account)
+    assert blocked.status == 429 and blocked.retry_after == 1
+    # ... but alice herself, with her key, is never kept out of her own name
+    owner = admit(core, "alice", KEY, address="10.8.8.8")
+    assert core.identify(owner, account) is owner and owner.verified
     clock.advance(1.0)
-    s = admit(core, "alice", OTHER)
-    assert core.identify(s, account).code == "wrong_key"
-    assert admit(core, "alice", KEY).retry_after == 2  # the fifth failure: 2 s
+    assert core.identify(admit(core, "alice", OTHER, address="10.7.7.8"), account).code == "wrong_key"
+    later = core.identify(admit(core, "alice", OTHER, address="10.7.7.9"), account)
+    assert later.status == 429 and later.retry_after == 2  # the fifth failure: 2 s
     clock.advance(2.0)
-    right = admit(core, "alice", KEY)
-    assert core.identify(right, account) is right and right.verified
+    assert core.identify(admit(core, "alice", OTHER, address="10.7.7.10"), account).code == "wrong_key"
 
 
 def test_the_delay_is_per_address_too():

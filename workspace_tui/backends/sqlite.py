@@ -91,6 +91,8 @@ def open_database(path: str) -> sqlite3.Connection:
             raise StoreError(path, f"{folder} is a file, not a folder")
         if not file.exists() and not os.access(folder, os.W_OK | os.X_OK):
             raise StoreError(path, f"the folder {folder} is not writable")
+        if not file.exists():  # the whole history and every claim: readable by its owner only (SQLite's
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # -wal and -shm files copy the mode)
     db = None
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

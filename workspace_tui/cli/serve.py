@@ -337,7 +337,7 @@ def serve(
         db = ":memory:"  # not used: the messages live in Redis
     if db is None:
         db_path = paths.default_db_path()
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = str(db_path)
     config = ServerConfig(
         host=host,

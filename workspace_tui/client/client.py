@@ -523,7 +523,9 @@ class ChatClient:
         if not code:
             return None
         wait = refusals.retry_after_seconds(headers.get("Retry-After"))
-        return refusals.describe(code, self.username, self._shown_url, wait)
+        body = exc.response.body or b""
+        said = body[:300].decode(errors="replace") if isinstance(body, bytes) else ""
+        return refusals.describe(code, self.username, self._shown_url, wait, p.sanitize_text(said))
 
     def _stop(self, reason: str, status: int | None, detail: str | None = None, refusal: str | None = None) -> None:
         self._set_state(ConnectionState.STOPPED, reason=reason, status_code=status, detail=detail, refusal=refusal)

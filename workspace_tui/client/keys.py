@@ -5,7 +5,7 @@ makes). It lives in ``paths.data_dir()/keys/<server>/<name>``: *server* is ``hos
 of the URL (lowercase, the default port written out), *name* the lowercase username;
 the file holds the key and a newline, readable by its owner only (0600, folders 0700).
 The server keeps only a hash of it, so a lost key cannot be recovered: an admin's
-``workspace users reset NAME`` frees the name instead.
+``workspace users reset NAME`` forgets it and prints a new invite for the owner instead.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ def flags(url: str, username: str) -> str:
     return f"{where} --username {username}"
 
 
-def describe(code: str, username: str, url: str, retry_after: float | None = None) -> Refusal | None:
+def describe(code: str, username: str, url: str, retry_after: float | None = None,
+             said: str = "") -> Refusal | None:
     """The user's sentence for refusal *code*; ``None`` for a code this client does not know.
 
     *url* is the URL as it may be shown (no query string).
@@ -81,11 +82,9 @@ def describe(code: str, username: str, url: str, retry_after: float | None = Non
         )
     if code == THROTTLED:
         wait = f"{retry_after:.0f} s" if retry_after is not None else "a while"
-        return Refusal(
-            code,
-            f"too many wrong keys or invites for {name} lately: wait {wait} and try again",
-            f"too many wrong keys: wait {wait}",
-        )
+        why = said.strip() or f"too many wrong keys or invites for {name} lately"  # the server says which limit
+        return Refusal(code, f"{why}: wait {wait} and try again" if "try again" not in why else why,
+                       f"refused for a while: wait {wait}")
     return None
 
 

@@ -184,8 +184,9 @@ class ChatCore:
         once the server has read the name's account). An admitted session holds a slot of the
         per-user and per-address caps (taken now, synchronously, so concurrent handshakes cannot
         overshoot them) until :meth:`release`."""
-        if not self.authorized(query, authorization):
-            return self._wrong_token(address)
+        wrong = self.check_token(query, authorization, address)
+        if wrong is not None:
+            return wrong
         username = _first(query, "username")
         reason = validate_username(username)
         if reason:
@@ -210,7 +211,9 @@ class ChatCore:
             return Refusal(503, "server is shutting down")
         folded = name_key(username)
         if self.rules.auth != "open" and (key or invite):
-            wait = self.throttle.wait((folded, address), self.clock.monotonic())
+            # Per address before anything is checked; per name only for wrong secrets (identify), so
+            # someone trying keys for alice's name cannot keep alice herself out.
+            wait = self.throttle.wait((address,), self.clock.monotonic())
             if wait:
                 return self.throttle.refusal(wait)
         cap = self.rules.max_connections_per_user
@@ -226,9 +229,11 @@ class ChatCore:
         session.document_only = SUBPROTOCOL not in protocols
         return session
 
-    def _wrong_token(self, address: str) -> Refusal:
-        """A missing or wrong shared token: throttled per address like wrong keys, so guessing
-        it is slow."""
+    def check_token(self, query: dict[str, list[str]], authorization: str | None, address: str) -> Refusal | None:
+        """``None`` when the request carries the shared token (or none is needed). A missing or
+        wrong one is throttled per address, on every path, so guessing it is slow."""
+        if self.authorized(query, authorization):
+            return None
         now = self.clock.monotonic()
         subject = (address,)
         wait = self.token_throttle.wait(subject, now)
@@ -257,7 +262,10 @@ class ChatCore:
         if isinstance(decision, Refusal):
             if is_wrong_secret(decision):
                 self.counters.rejections[decision.code or "refused"] += 1
-                self.throttle.failed((session.name_key, session.address), now)
+                wait = self.throttle.wait((session.name_key,), now)
+                self.throttle.failed((session.address,) if wait else (session.name_key, session.address), now)
+                if wait:
+                    decision = self.throttle.refusal(wait)
             self.release(session)
             return decision
         if isinstance(decision, Claim):

@@ -86,7 +86,8 @@ def decide(mode: str, username: str, key: str | None, invite: str | None, accoun
                        REFUSED_KEY_REQUIRED)
     if not _matches(key, account.key_hash):
         return Refusal(401, f"wrong key for {account.username}: this device's key is not the one that claimed it "
-                            f"(an admin can free the name: workspace users reset {account.username})",
+                            f"(if it is lost, an admin can reset the name: `workspace users reset {account.username}` "
+                            "prints a new invite)",
                        REFUSED_WRONG_KEY)
     return True
 

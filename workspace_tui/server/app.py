@@ -334,8 +334,10 @@ class Server:
         auth = request.headers.get("Authorization")
         if path != WS_PATH:
             if path in ("/healthz", "/metrics"):
-                if not self.core.authorized(query, auth):
-                    self._refuse(peer, request, Refusal(401, "unauthorized: this server needs a token"))
+                wrong = self.core.check_token(query, auth, peer.address)
+                if wrong is not None:
+                    self._refuse(peer, request, wrong)
+                    self.run()
                 else:
                     self._endpoint(peer, path)
             else:
