@@ -604,13 +604,16 @@ class ChatApp(App[None]):
         await self._report_read(message.message_id)
 
     async def on_app_focus(self, event: events.AppFocus) -> None:
-        # Back in this window: what is on screen at the bottom has now been seen.
+        # Back in this window: what is on screen at the bottom has now been seen. (Textual
+        # sets app_focus after this handler runs: the event itself says we have the focus.)
         if self.message_list.at_newest() and self.message_list.newest_id is not None:
-            await self._report_read(self.message_list.newest_id)
+            await self._report_read(self.message_list.newest_id, focused=True)
 
-    async def _report_read(self, message_id: str) -> None:
+    async def _report_read(self, message_id: str, focused: bool | None = None) -> None:
         """Seen is read only in the window the user looks at: one with the focus."""
-        if self.client is None or not self.app_focus or not hasattr(self.client, "read"):
+        if focused is None:
+            focused = self.app_focus
+        if self.client is None or not focused or not hasattr(self.client, "read"):
             return
         try:
             await self.client.read(message_id)
