@@ -95,3 +95,26 @@ async def test_unread_and_mentions_on_connected_after_a_restart(tmp_path):
         for c in clients:
             await c.close()
         await server.close()
+
+
+async def test_a_read_while_disconnected_goes_out_after_the_join(tmp_path):
+    server = await start(tmp_path, rate_limit=0, address_rate_limit=0)
+    clients: list[ChatClient] = []
+    try:
+        bob = make(server.url, "bob", tmp_path)
+        other = make(server.url, "alice", tmp_path, "-other")
+        clients += [bob, other]
+        bob_rec, other_rec = [await started(c) for c in clients]
+        await other_rec.wait_event(Joined)
+        (mid,) = await bob_says(bob, bob_rec, "read me offline")
+        late = make(server.url, "alice", tmp_path, "-late")
+        clients.append(late)
+        assert await late.read(mid)  # not started: nothing to send it on yet
+        assert late.last_read == mid
+        rec = await started(late)
+        await rec.wait_event(Joined)
+        await other_rec.wait_event(ReadPositionChanged, lambda e: e.message_id == mid)
+    finally:
+        for c in clients:
+            await c.close()
+        await server.close()

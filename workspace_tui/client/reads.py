@@ -129,4 +129,5 @@ class ReadReporter:
         if ok:
             self.learned(message_id)
         else:
+            self._sent_at = None  # nothing went out: no reason to wait after the join
             self.read(message_id)
