@@ -370,7 +370,18 @@ class Ping(NamedTuple):
     id: Any = None
 
 
-ClientFrame = Union[SendMessage, UpdatePresence, SetTyping, RequestHistory, Ping]
+class MarkRead(NamedTuple):
+    """``read:update``: the user has read *room* up to and including *message_id*."""
+
+    room: str
+    message_id: str
+
+
+GENERAL: Final = "general"  # the room every user is in (and, until rooms exist, the only one)
+ROOMS: Final = (GENERAL,)
+UNREAD_CAP: Final = 1000  # unread and mention counts stop here ("1000 or more")
+
+ClientFrame = Union[SendMessage, UpdatePresence, SetTyping, RequestHistory, Ping, MarkRead]
 
 
 def parse_client_frame(raw: str | bytes) -> ClientFrame:
@@ -432,6 +443,15 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
                 ERR_INVALID_FIELD, f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}", frame_type=kind
             )
         return RequestHistory(before, limit)
+    if kind == "read:update":
+        room = obj.get("room", GENERAL)
+        mid = obj.get("messageId")
+        if not isinstance(room, str) or room not in ROOMS:
+            raise FrameError(ERR_INVALID_FIELD, f"room must be one of: {', '.join(ROOMS)}", frame_type=kind)
+        if not (isinstance(mid, str) and message_id_key(mid) is not None):
+            raise FrameError(ERR_INVALID_FIELD, "messageId must be a message id (msg_<13 digits>_<6 digits>)",
+                             frame_type=kind)
+        return MarkRead(room, mid)
     if not isinstance(kind, str):
         raise FrameError(ERR_INVALID_FIELD, "type must be a string")
     raise FrameError(ERR_UNKNOWN_TYPE, f"unknown frame type {kind[:64]!r}", frame_type=sanitize_text(kind[:64]))
@@ -448,6 +468,8 @@ def client_frame(request: ClientFrame) -> dict[str, Any]:
         return {"type": "presence:update", "status": request.status}
     if isinstance(request, SetTyping):
         return {"type": "typing:indicator", "isTyping": request.is_typing}
+    if isinstance(request, MarkRead):
+        return {"type": "read:update", "room": request.room, "messageId": request.message_id}
     if isinstance(request, RequestHistory):
         out = {"type": "history:request", "limit": request.limit}
         if request.before is not None:
@@ -480,6 +502,11 @@ def presence_frame(user_id: str, username: str, status: str, connections: int | 
     if verified:  # absent means not proved
         data["verified"] = True
     return {"type": "presence:update", "data": data}
+
+
+def read_position_frame(room: str, message_id: str) -> dict[str, Any]:
+    """``read:position``: the user read *room* up to *message_id* (in another window or device)."""
+    return {"type": "read:position", "room": room, "messageId": message_id}
 
 
 def typing_frame(user_id: str, username: str, is_typing: bool) -> dict[str, Any]:

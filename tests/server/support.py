@@ -76,9 +76,16 @@ def url_for(server: Any, username: str | None = None, **params: Any) -> str:
     return server.url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
-async def join(server: Any, username: str, *, read_history: bool = True, **params: Any) -> Client:
-    """Connect and read ``connected`` (and the ``history`` frame that follows it)."""
-    ws = await connect(url_for(server, username, **params), open_timeout=TIMEOUT, **_ws_kwargs(server))
+async def join(server: Any, username: str, *, read_history: bool = True, document_only: bool = False,
+               **params: Any) -> Client:
+    """Connect and read ``connected`` (and the ``history`` frame that follows it). Like our clients it
+    offers ``workspace.v1`` (it reads history frames), unless *document_only*: then it is a client
+    written from the protocol document alone, which after a reconnect gets what it missed as
+    ``message:new`` instead (docs/protocol.md)."""
+    kwargs = dict(_ws_kwargs(server))
+    if not document_only:
+        kwargs.setdefault("subprotocols", ["workspace.v1"])
+    ws = await connect(url_for(server, username, **params), open_timeout=TIMEOUT, **kwargs)
     connected = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
     assert connected["type"] == "connected", connected
     hist = None

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from workspace_tui.core.history import HistoryQuery, HistoryResult
 from workspace_tui.core.identity import Account, Claim
+from workspace_tui.core.reads import ReadState
 from workspace_tui.core.outcomes import Outcome
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage
@@ -46,6 +47,9 @@ class BackendEvents(Protocol):
 
     def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
         """Another node's user started or stopped typing."""
+
+    def remote_read(self, username: str, room: str, message_id: str) -> None:
+        """A user read *room* up to *message_id* on another node."""
 
     def node_users(self, node: str, users: dict[str, tuple[str, str, int, bool]]) -> None:
         """Everything another node has: ``username -> (user_id, status, connections, verified)``."""
@@ -97,6 +101,14 @@ class Backend(ABC):
     def claim(self, claim: Claim, done: Callable[[bool | Exception], None]) -> None:
         """Write ``claim.account`` if the stored one is still ``claim.expected``; *done* gets
         whether it was written (``False``: another handshake or an admin changed it first)."""
+
+    @abstractmethod
+    def read_state(self, name_key: str, username: str, room: str, done: Callable[[ReadState | Exception], None]) -> None:
+        """Where *username* stopped reading *room*, with the unread and mention counts after it."""
+
+    @abstractmethod
+    def save_read(self, name_key: str, room: str, message_id: str) -> None:
+        """Move the user's position in *room* forward to *message_id* (an older one is ignored)."""
 
     def relay(self, event: dict[str, Any]) -> None:
         """Tell the other nodes about a local user's presence or typing (nothing with one node)."""

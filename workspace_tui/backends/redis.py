@@ -45,11 +45,12 @@ from typing import Any
 
 from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
 from workspace_tui.core.identity import Account, Claim
+from workspace_tui.core.reads import NOTHING_READ, ReadState
 from workspace_tui.core.outcomes import Duplicate, Failed, RateLimited
 from workspace_tui.core.state import Draft
-from workspace_tui.protocol import ChatMessage, iso_timestamp
+from workspace_tui.protocol import UNREAD_CAP, ChatMessage, iso_timestamp
 
-from . import accounts
+from . import accounts, reads
 from . import redis_safety
 from . import redis_scripts as keys
 from .base import Backend, BackendEvents
@@ -135,7 +136,8 @@ class RedisBackend(Backend):
             for name, src in (("send", keys.SEND_LUA), ("relay", keys.RELAY_LUA), ("read", keys.READ_LUA),
                               ("trim", keys.TRIM_LUA), ("size", keys.SIZE_LUA), ("init", keys.INIT_BYTES_LUA),
                               ("newest", keys.NEWEST_LUA), ("reserve", keys.RESERVE_LUA),
-                              ("release", keys.RELEASE_LUA), ("account_cas", accounts.REDIS_CAS_LUA)):
+                              ("release", keys.RELEASE_LUA), ("account_cas", accounts.REDIS_CAS_LUA), ("read_state", reads.REDIS_STATE_LUA),
+                              ("read_save", reads.REDIS_SAVE_LUA)):
                 self._scripts[name] = r.register_script(src)
             top, last = await self._scripts["newest"](keys=[keys.MESSAGES, keys.LAST])
             ev = await r.xrevrange(keys.EVENTS, count=1)
@@ -487,6 +489,8 @@ class RedisBackend(Backend):
                                        bool(event.get("xu")), bool(event.get("v")))
             elif kind == "typing":
                 events.remote_typing(event["user"], event["user_id"], bool(event["typing"]))
+            elif kind == "read":
+                events.remote_read(event["user"], event["room"], event["id"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("ignoring a malformed relay entry: %s", exc)
 
@@ -584,6 +588,35 @@ class RedisBackend(Backend):
             done(exc)
             return
         done(bool(ok))
+
+    # -- read positions ------------------------------------------------------------------
+
+    def read_state(self, name_key: str, username: str, room: str, done: Callable[[ReadState | Exception], None]) -> None:
+        self._spawn(self._read_state(name_key, username, room, done))
+
+    async def _read_state(self, name_key: str, username: str, room: str,
+                          done: Callable[[ReadState | Exception], None]) -> None:
+        try:
+            last, unread, mentions = await self._scripts["read_state"](
+                keys=[reads.REDIS_KEY, keys.MESSAGES],
+                args=[f"{name_key}\x00{room}", username, "@" + username.lower(), UNREAD_CAP])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            done(exc)
+            return
+        done(ReadState(last, int(unread), int(mentions)) if last else NOTHING_READ)
+
+    def save_read(self, name_key: str, room: str, message_id: str) -> None:
+        self._spawn(self._save_read(name_key, room, message_id))
+
+    async def _save_read(self, name_key: str, room: str, message_id: str) -> None:
+        try:
+            await self._scripts["read_save"](keys=[reads.REDIS_KEY], args=[f"{name_key}\x00{room}", message_id])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("could not store a read position: %s", exc)
 
     # -- the global connection cap -------------------------------------------------------
 

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from workspace_tui.core.identity import Account, Claim
+from workspace_tui.core.reads import ReadState
 from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
 from workspace_tui.core.outcomes import Duplicate, Failed
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
 
+from . import reads
 from .accounts import SQLITE_SCHEMA, sqlite_get, sqlite_put
 from .base import Backend, BackendEvents, StoreError
 from .sqlite_upkeep import Upkeep
@@ -99,6 +101,7 @@ def open_database(path: str) -> sqlite3.Connection:
         if "verified" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:  # a store from before
             db.execute("ALTER TABLE messages ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
         db.executescript(SQLITE_SCHEMA)
+        db.executescript(reads.SQLITE_SCHEMA)
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         if db is not None:
@@ -209,6 +212,9 @@ class SQLiteBackend(Backend):
                 [(m.id, m.user_id, m.username, m.text, m.created_at, m.client_msg_id, int(m.verified))
                  for m in messages],
             )
+            mentions = reads.mention_rows(messages)
+            if mentions:
+                db.executemany("INSERT OR IGNORE INTO mentions (name_key, message_id) VALUES (?, ?)", mentions)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -323,6 +329,22 @@ class SQLiteBackend(Backend):
             done(exc)
             return
         done(ok)
+
+    # -- read positions --------------------------------------------------------
+
+    def read_state(self, name_key: str, username: str, room: str, done: Callable[[ReadState | Exception], None]) -> None:
+        try:
+            state = reads.sqlite_state(self.db, name_key, username, room)
+        except sqlite3.Error as exc:
+            done(exc)
+            return
+        done(state)
+
+    def save_read(self, name_key: str, room: str, message_id: str) -> None:
+        try:
+            reads.sqlite_save(self.db, name_key, room, message_id)
+        except sqlite3.Error as exc:
+            log.error("could not store a read position: %s", exc)
 
     async def close(self) -> None:
         self.commit()

@@ -49,7 +49,10 @@ def remove_oldest(db: sqlite3.Connection, rows: int, before: str | None = None) 
     edge = db.execute("SELECT id FROM messages WHERE id < ? ORDER BY id LIMIT 1 OFFSET ?",
                       (bound, rows - 1)).fetchone()
     if edge is None:
-        return db.execute("DELETE FROM messages WHERE id < ?", (bound,)).rowcount
+        removed = db.execute("DELETE FROM messages WHERE id < ?", (bound,)).rowcount
+        db.execute("DELETE FROM mentions WHERE message_id < ?", (bound,))
+        return removed
+    db.execute("DELETE FROM mentions WHERE message_id <= ?", (edge[0],))
     return db.execute("DELETE FROM messages WHERE id <= ?", (edge[0],)).rowcount
 
 

@@ -51,6 +51,11 @@ from workspace_tui.protocol import (
     pong_frame,
     presence_frame,
     typing_frame,
+    ERR_INVALID_FIELD,
+    GENERAL,
+    SUBPROTOCOL,
+    MarkRead,
+    read_position_frame,
     REFUSED_KEY_REQUIRED,
     REFUSED_NAME_TAKEN,
     REFUSED_THROTTLED,
@@ -59,7 +64,21 @@ from workspace_tui.protocol import (
     validate_username,
 )
 
-from .effects import Abort, Attach, Broadcast, Close, Deliver, Effect, Ping, Read, Relay, Release, Store, WhenDrained
+from .effects import (
+    Abort,
+    Attach,
+    Broadcast,
+    Close,
+    Deliver,
+    Effect,
+    Ping,
+    Read,
+    Relay,
+    Release,
+    SaveRead,
+    Store,
+    WhenDrained,
+)
 from .encoding import encode
 from .history import (
     RESUME_CHUNK,
@@ -72,6 +91,7 @@ from .history import (
 )
 from .identity import Account, Claim, Throttle, decide, is_wrong_secret
 from .limits import Limiter, TokenBucket
+from .reads import NOTHING_READ, ReadState, room_summary
 from .outcomes import Duplicate, Outcome, RateLimited
 from .presence import Presence, RemoteUser
 from .rules import Rules
@@ -202,7 +222,9 @@ class ChatCore:
                                 "(workspace serve --max-connections-per-address)")
         self.reservations[folded] = self.reservations.get(folded, 0) + 1
         self.address_conns[address] = self.address_conns.get(address, 0) + 1
-        return Session(username, presence == "none", since, history, address, key, invite, folded)
+        session = Session(username, presence == "none", since, history, address, key, invite, folded)
+        session.document_only = SUBPROTOCOL not in protocols
+        return session
 
     def _wrong_token(self, address: str) -> Refusal:
         """A missing or wrong shared token: throttled per address like wrong keys, so guessing
@@ -318,6 +340,13 @@ class ChatCore:
         u = self.presence.user(session.username, now)
         if session.verified:
             u.verified = True
+        state = session.reads
+        if state is not None and state.last_read and (u.last_read is None or state.last_read > u.last_read):
+            u.last_read = state.last_read
+        if session.document_only and session.since is None and u.last_read and not conn.quiet:
+            # It cannot read a history frame: what it missed since it stopped comes as message:new.
+            session.since = u.last_read
+            session.replay = True
         self.spellings[session.name_key] = u.username
         conn.user = u
         conn.last_heard = now
@@ -331,7 +360,7 @@ class ChatCore:
         self.counters.connections_total += 1
         out = self.out
         out.append(Attach(conn))
-        out.append(Deliver(conn, self._connected_parts(u, session.verified)))
+        out.append(Deliver(conn, self._connected_parts(u, session.verified, session.reads)))
         self._start_history(conn)
         if conn.quiet:
             return
@@ -343,7 +372,7 @@ class ChatCore:
             self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count, u.verified)),
                                      exclude_conn=conn, lazy=True))
 
-    def _connected_parts(self, u: User, verified: bool) -> list[bytes]:
+    def _connected_parts(self, u: User, verified: bool, state: ReadState | None) -> list[bytes]:
         head = encode(
             {
                 "type": "connected",
@@ -353,6 +382,7 @@ class ChatCore:
                 "connectedUsers": self.presence.connected_users,
                 "verified": verified,
                 "auth": self.rules.auth,
+                "rooms": [room_summary(GENERAL, state or NOTHING_READ, self.last_message_id)],
             }
         )
         last = self.last_message_id
@@ -371,6 +401,8 @@ class ChatCore:
         conn.closing = True
         conn.reads.clear()
         u = conn.user
+        if conn.session.document_only and conn.live:
+            self._remember_read(u, conn.session.name_key, self.last_message_id)  # it was sent everything
         if conn.quiet:
             u.quiet -= 1
         else:
@@ -453,6 +485,9 @@ class ChatCore:
         elif kind is RequestHistory:
             if self._frame_allowed(conn, "history:request"):
                 self._on_history_request(conn, req)  # type: ignore[arg-type]
+        elif kind is MarkRead:
+            if self._frame_allowed(conn, "read:update"):
+                self._on_read(conn, req)  # type: ignore[arg-type]
 
     def _reject(self, conn: Conn, frame: dict[str, Any]) -> None:
         self.counters.rejections[frame["code"]] += 1
@@ -689,6 +724,38 @@ class ChatCore:
                 if other is not conn:
                     self._about(u, Deliver(other, payload))
 
+    def _on_read(self, conn: Conn, req: MarkRead) -> None:
+        last = self.last_message_id
+        if last is None or req.message_id > last:
+            self._reject(conn, error_frame(ERR_INVALID_FIELD, "messageId is not a message of this room yet",
+                                           frame_type="read:update"))
+            return
+        u = conn.user
+        if self._remember_read(u, conn.session.name_key, req.message_id):
+            payload = encode(read_position_frame(req.room, req.message_id))
+            for other in u.conns:
+                if other is not conn:
+                    self.out.append(Deliver(other, payload))
+            self.out.append(Relay({"t": "read", "user": u.username, "room": req.room, "id": req.message_id}))
+
+    def _remember_read(self, u: User, key: str, message_id: str | None) -> bool:
+        """Move *u*'s position in general forward to *message_id*; whether it moved."""
+        if message_id is None or (u.last_read is not None and message_id <= u.last_read):
+            return False
+        u.last_read = message_id
+        self.out.append(SaveRead(key, GENERAL, message_id))
+        return True
+
+    def remote_read(self, username: str, room: str, message_id: str) -> None:
+        """*username* read *room* up to *message_id* on another node: tell their windows here."""
+        u = self.presence.users.get(username)
+        if u is None or (u.last_read is not None and message_id <= u.last_read):
+            return
+        u.last_read = message_id
+        payload = encode(read_position_frame(room, message_id))
+        for conn in u.conns:
+            self.out.append(Deliver(conn, payload))
+
     def _relay_state(self, u: User, *, exclude_user: bool) -> None:
         """Tell the other nodes about *u*'s connections here (``exclude_user``: their own
         connections there do not get the resulting presence frame)."""
@@ -809,7 +876,12 @@ class ChatCore:
             more = result.has_more or n < len(parts)
             if n:
                 resume.cursor = result.messages[n - 1].id
-            out.append(Deliver(conn, history_payload(parts[:n], "resume", more, since=resume.since, gap=resume.gap)))
+            if conn.session.replay:  # a document-only client: what it missed, as it would have seen it live
+                for part in parts[:n]:
+                    out.append(Deliver(conn, [b'{"type":"message:new","data":', part, b"}"]))
+            else:
+                out.append(Deliver(conn, history_payload(parts[:n], "resume", more, since=resume.since,
+                                                         gap=resume.gap)))
             if more:
                 out.append(WhenDrained(conn))
             else:

@@ -96,4 +96,12 @@ class Relay(NamedTuple):
     event: dict[str, object]
 
 
-Effect = Deliver | Broadcast | Attach | Release | Close | Abort | Ping | Store | Read | WhenDrained | Relay
+class SaveRead(NamedTuple):
+    """Keep a user's read position in a room (forward only)."""
+
+    name_key: str
+    room: str
+    message_id: str
+
+
+Effect = Deliver | Broadcast | Attach | Release | Close | Abort | Ping | Store | Read | WhenDrained | Relay | SaveRead

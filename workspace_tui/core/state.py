@@ -17,7 +17,7 @@ class Session:
 
     __slots__ = (
         "username", "name_key", "quiet", "since", "history", "released", "global_slot", "address", "key", "invite",
-        "verified",
+        "verified", "document_only", "reads", "replay",
     )
 
     def __init__(self, username: str, quiet: bool, since: str | None, history: int, address: str = "",
@@ -33,6 +33,9 @@ class Session:
         self.key = key  # the secrets offered in Sec-WebSocket-Protocol, until identity is decided
         self.invite = invite
         self.verified = False
+        self.document_only = False  # offered no workspace.v1: a client written from the protocol document only
+        self.reads: Any = None  # core.reads.ReadState of general, read before the connection opens
+        self.replay = False  # what it missed goes out as plain message:new (a document-only client)
 
 
 class Refusal:
@@ -92,13 +95,14 @@ class User:
 
     __slots__ = (
         "username", "user_id", "status", "conns", "quiet", "typing", "typing_until", "backlog", "pending",
-        "verified",
+        "verified", "last_read",
     )
 
     def __init__(self, username: str, status: str = "online", verified: bool = False) -> None:
         self.username = username
         self.user_id = user_id_for(username)
         self.verified = verified  # proved the name (a key); unverified names are marked by clients
+        self.last_read: str | None = None  # where they stopped reading general, as far as this node knows
         self.status = status
         # visible-capable (non-quiet) connections: at most a few, and a list is smaller than a set
         self.conns: list[Conn] = []

@@ -39,6 +39,7 @@ from workspace_tui.core.effects import (
     Read,
     Relay,
     Release,
+    SaveRead,
     Store,
     WhenDrained,
 )
@@ -47,7 +48,7 @@ from workspace_tui.core.origins import OriginPolicy, forwarded_client
 from workspace_tui.core.outcomes import Outcome
 from workspace_tui.core.identity import Claim
 from workspace_tui.core.state import Conn, Draft, Refusal, Session
-from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, REFUSAL_HEADER, WS_PATH, ChatMessage
+from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, GENERAL, REFUSAL_HEADER, WS_PATH, ChatMessage
 
 from .config import ServerConfig
 from .connection import LOW_WATER, Connection
@@ -214,6 +215,8 @@ class Server:
                         self._when_drained(e.conn.link)
                     elif kind is Relay:
                         backend.relay(e.event)
+                    elif kind is SaveRead:
+                        backend.save_read(e.name_key, e.room, e.message_id)
                     elif kind is Close:
                         self._close(e.conn, e.code, e.reason)
                     elif kind is Abort:
@@ -379,7 +382,22 @@ class Server:
             peer.session = None
             self._refuse(peer, request, decision)
         else:
-            self._reserve(peer, request, decision)
+            self._read_state(peer, request, decision)
+
+    def _read_state(self, peer: Connection, request: Request, session: Session) -> None:
+        """Where the user stopped reading (for ``connected.rooms`` and a document-only client's replay)."""
+
+        def got(state: Any) -> None:
+            if peer.lost or session.released:
+                self.core.release(session)
+                return
+            if isinstance(state, Exception):
+                log.warning("could not read %s's read position: %s", session.username, state)
+            else:
+                session.reads = state
+            self._reserve(peer, request, session)
+
+        self.backend.read_state(session.name_key, session.username, GENERAL, got)
 
     def _reserve(self, peer: Connection, request: Request, session: Session) -> None:
         """The last step: a slot of the workspace-wide per-user cap (Redis), then accept."""
@@ -526,6 +544,10 @@ class Server:
     def remote_presence(self, node: str, username: str, user_id: str, status: str, count: int,
                         exclude_user: bool, verified: bool = False) -> None:
         self.core.remote_presence(node, username, user_id, status, count, exclude_user, verified)
+        self.run()
+
+    def remote_read(self, username: str, room: str, message_id: str) -> None:
+        self.core.remote_read(username, room, message_id)
         self.run()
 
     def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:

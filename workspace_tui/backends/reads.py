@@ -1,0 +1,88 @@
+"""Read positions and mentions in both stores (see core/reads.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from workspace_tui.core.reads import NOTHING_READ, ReadState, mentioned
+from workspace_tui.protocol import UNREAD_CAP, ChatMessage, name_key
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reads (
+    name_key TEXT NOT NULL,
+    room TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (name_key, room)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mentions (
+    name_key TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (name_key, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mentions_by_message ON mentions (message_id);  -- removal with old messages
+"""
+
+
+def sqlite_state(db: sqlite3.Connection, key: str, username: str, room: str) -> ReadState:
+    row = db.execute("SELECT message_id FROM reads WHERE name_key = ? AND room = ?", (key, room)).fetchone()
+    if row is None:
+        return NOTHING_READ
+    last = row[0]
+    # Both counts walk an index and stop at the cap: a connect never reads message texts.
+    unread = db.execute("SELECT count(*) FROM (SELECT 1 FROM messages WHERE id > ? AND username != ? LIMIT ?)",
+                        (last, username, UNREAD_CAP)).fetchone()[0]
+    mentions = db.execute("SELECT count(*) FROM (SELECT 1 FROM mentions WHERE name_key = ? AND message_id > ? LIMIT ?)",
+                          (key, last, UNREAD_CAP)).fetchone()[0]
+    return ReadState(last, unread, mentions)
+
+
+def sqlite_save(db: sqlite3.Connection, key: str, room: str, message_id: str) -> None:
+    """Move the position forward (never back: an older position from a slow window is ignored)."""
+    with db:
+        db.execute("INSERT INTO reads (name_key, room, message_id) VALUES (?, ?, ?) ON CONFLICT (name_key, room) "
+                   "DO UPDATE SET message_id = excluded.message_id WHERE excluded.message_id > reads.message_id",
+                   (key, room, message_id))
+
+
+def mention_rows(messages: list[ChatMessage]) -> list[tuple[str, str]]:
+    """``(name key, message id)`` for every mention in *messages*, the author's own left out."""
+    rows = []
+    for m in messages:
+        if "@" in m.text:
+            own = name_key(m.username)
+            rows += [(k, m.id) for k in mentioned(m.text) if k != own]
+    return rows
+
+
+REDIS_KEY = "workspace:reads"  # hash: "<name key>\x00<room>" -> message id
+
+# Forward-only: KEYS[1] the hash; ARGV: field, message id.
+REDIS_SAVE_LUA = """
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if (not now) or ARGV[2] > now then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
+# The state of one user's room. KEYS: reads hash, messages stream. ARGV: field, username, lowercase "@name", cap.
+# Scans at most `cap` entries after the position, and at most the first 4 KiB of each text for the mention.
+REDIS_STATE_LUA = """
+local last = redis.call('HGET', KEYS[1], ARGV[1])
+if not last then return {'', 0, 0} end
+local start = '(' .. tonumber(string.sub(last, 5, 17)) .. '-' .. tonumber(string.sub(last, 19, 24))
+local cap = tonumber(ARGV[4])
+local entries = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', cap * 2)
+local unread, mentions = 0, 0
+for _, e in ipairs(entries) do
+  local f = e[2]
+  local name, text
+  for i = 1, #f, 2 do
+    if f[i] == 'n' then name = f[i + 1] elseif f[i] == 't' then text = f[i + 1] end
+  end
+  if text and name ~= ARGV[2] then
+    unread = unread + 1
+    if string.find(string.lower(string.sub(text, 1, 4096)), ARGV[3], 1, true) then mentions = mentions + 1 end
+    if unread >= cap then break end
+  end
+end
+return {last, unread, mentions}
+"""
