@@ -86,3 +86,13 @@ def test_reporter_drops_what_another_device_already_read():
     r.read(M2)
     r.learned(M3)  # read:position from another window
     assert r.wanted is None and r.take(0.0) is None
+
+
+def test_reporter_an_older_read_while_one_waits_is_no_news():
+    r = ReadReporter()
+    r.read(M1)
+    assert r.take(0.0) == M1
+    r.sent(M1, True)
+    assert r.read(M3)
+    assert not r.read(M2)
+    assert r.take(1.0) == M3

@@ -106,8 +106,9 @@ class ReadReporter:
         """The user has read up to *message_id*; ``True`` when that is news for the server."""
         if self.known is not None and message_id <= self.known:
             return False
-        if self.wanted is None or message_id > self.wanted:
-            self.wanted = message_id
+        if self.wanted is not None and message_id <= self.wanted:
+            return False  # already on its way
+        self.wanted = message_id
         return True
 
     def wait(self, now: float) -> float:
