@@ -9,7 +9,6 @@ from workspace_tui.client.reads import (
     RoomSummary,
     parse_read_position,
     parse_rooms,
-    read_update_frame,
 )
 from workspace_tui.protocol import make_message_id
 
@@ -46,7 +45,6 @@ def test_read_position_frame():
     assert parse_read_position({"type": "read:position", "room": "general", "messageId": "nope"}) is None
     assert parse_read_position({"type": "read:position", "messageId": M2}) is None
     assert parse_read_position({"type": "pong"}) is None
-    assert read_update_frame(M2) == {"type": "read:update", "room": "general", "messageId": M2}
 
 
 def test_reporter_only_forward():

@@ -44,7 +44,7 @@ from workspace_tui.client.events import (
 from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
 from workspace_tui.client.pacing import SeenIds, SendGate
-from workspace_tui.client.reads import GENERAL, ReadReporter, RoomSummary, parse_read_position, parse_rooms, read_update_frame
+from workspace_tui.client.reads import GENERAL, ReadReporter, RoomSummary, parse_read_position, parse_rooms
 from workspace_tui.client import refusals
 
 # Error codes the client adds for rejections it detects itself.
@@ -333,7 +333,7 @@ class ChatClient:
         mid = self._reads.take(now)
         if mid is None:
             return
-        ok = await self._send_raw(read_update_frame(mid, GENERAL))
+        ok = await self._send_frame(p.MarkRead(GENERAL, mid))
         self._reads.sent(mid, ok)
 
     def _read_due(self) -> None:
@@ -823,18 +823,6 @@ class ChatClient:
             return False
         try:
             await ws.send(self._encode(request))
-        except ConnectionClosed:
-            return False
-        self._last_send = time.monotonic()
-        return True
-
-    async def _send_raw(self, frame: dict[str, Any]) -> bool:
-        """Send a frame protocol.py has no type for; ``False`` while disconnected."""
-        ws = self._ws
-        if ws is None or self.state is not ConnectionState.CONNECTED:
-            return False
-        try:
-            await ws.send(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
         except ConnectionClosed:
             return False
         self._last_send = time.monotonic()

@@ -2,7 +2,7 @@
 
 Pure: no I/O, the time is given. ``connected.rooms`` says where each room's reading
 stopped (``lastRead``) and how much is unread; ``read:position`` says another
-connection of ours read further. :class:`ReadReporter` decides when a
+connection of ours read further (protocol.py builds ``read:update``, not yet these two). :class:`ReadReporter` decides when a
 ``read:update`` goes out: only forward, at most one per :data:`READ_UPDATE_INTERVAL`.
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from workspace_tui.protocol import message_id_key
+from workspace_tui.protocol import GENERAL, UNREAD_CAP, message_id_key
 
-GENERAL = "general"
 READ_UPDATE_INTERVAL = 1.0  # seconds between two read:update frames: scrolling must not flood the server
-UNREAD_CAP = 1000  # the server counts up to this: 1000 means "1000 or more"
 
 
 class RoomSummary(NamedTuple):
@@ -76,11 +74,6 @@ def parse_read_position(frame: Any) -> ReadPositionChanged | None:
     return ReadPositionChanged(room, mid)
 
 
-def read_update_frame(message_id: str, room: str = GENERAL) -> dict[str, str]:
-    """The ``read:update`` frame: we have read *room* up to and including *message_id*."""
-    return {"type": "read:update", "room": room, "messageId": message_id}
-
-
 class ReadReporter:
     """When our read position goes to the server: forward only, coalesced, at most one a second.
 
@@ -132,3 +125,15 @@ class ReadReporter:
         else:
             self._sent_at = None  # nothing went out: no reason to wait after the join
             self.read(message_id)
+
+
+__all__ = [
+    "GENERAL",
+    "READ_UPDATE_INTERVAL",
+    "UNREAD_CAP",
+    "ReadPositionChanged",
+    "ReadReporter",
+    "RoomSummary",
+    "parse_read_position",
+    "parse_rooms",
+]
