@@ -36,6 +36,7 @@ from workspace_tui.client.events import (
     MessagePending,
     MessageReceived,
     OutboxEntry,
+    ReadPositionChanged,
     SendPaced,
     StateChanged,
     is_verified,
@@ -43,6 +44,7 @@ from workspace_tui.client.events import (
 from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
 from workspace_tui.client.pacing import SeenIds, SendGate
+from workspace_tui.client.reads import GENERAL, ReadReporter, RoomSummary, parse_read_position, parse_rooms
 from workspace_tui.client import refusals
 
 # Error codes the client adds for rejections it detects itself.
@@ -164,6 +166,10 @@ class ChatClient:
         self._gate = SendGate()
         self._last_send = 0.0
         self._paced_until = 0.0  # when the last announced SendPaced wait ends
+        self.rooms: dict[str, RoomSummary] = {}  # from the last ``connected`` (empty: the server keeps no read positions)
+        self._reads = ReadReporter()
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._read_task: asyncio.Task[None] | None = None
 
     # -- public API -----------------------------------------------------------
 
@@ -186,6 +192,11 @@ class ChatClient:
         """Our status: set here, or in another window of ours (the server tells every connection
         of a user), or found in the roster on join; ``None`` until one of those happened."""
         return self._status
+
+    @property
+    def last_read(self) -> str | None:
+        """Where we stopped reading ``general``, as far as we know: the server's, or newer if read here since."""
+        return self._reads.wanted or self._reads.known
 
     def reconnect_now(self) -> bool:
         """Make the next connection attempt now instead of at the end of the backoff wait.
@@ -298,12 +309,47 @@ class ChatClient:
         limit = max(1, min(int(limit), p.MAX_HISTORY_PAGE))
         return await self._send_frame(p.RequestHistory(before, limit))
 
+    async def read(self, message_id: str) -> bool:
+        """We have read ``general`` up to and including *message_id*: tell the server (``read:update``).
+
+        Only forward (an older position than the server's is not sent), and coalesced: at most one
+        ``read:update`` a second, the newest position winning. Sent after the next join while
+        disconnected. Returns ``False`` when *message_id* is no news.
+        """
+        if p.message_id_key(message_id) is None:
+            raise ValueError(f"not a message id: {message_id!r}")
+        if not self._reads.read(message_id):
+            return False
+        await self._send_read()
+        return True
+
+    async def _send_read(self) -> None:
+        now = time.monotonic()
+        wait = self._reads.wait(now)
+        if wait > 0:
+            if self._read_timer is None and not self._closing:
+                self._read_timer = asyncio.get_running_loop().call_later(wait, self._read_due)
+            return
+        mid = self._reads.take(now)
+        if mid is None:
+            return
+        ok = await self._send_frame(p.MarkRead(GENERAL, mid))
+        self._reads.sent(mid, ok)
+
+    def _read_due(self) -> None:
+        self._read_timer = None
+        if self._read_task is None or self._read_task.done():
+            self._read_task = asyncio.get_running_loop().create_task(self._send_read())
+
     async def close(self) -> None:
         """Close the connection cleanly; the outbox stays on disk for next time."""
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
         self._stopping.set()
         self._wake.set()
         ws = self._ws
@@ -551,7 +597,7 @@ class ChatClient:
                     if joined_at is not None:
                         continue  # only the first one counts
                     joined_at = time.monotonic()
-                    reapply = self._on_connected(frame)
+                    reapply = self._on_connected(frame, parse_rooms(_raw_object(raw)))
                     helpers = [
                         asyncio.create_task(self._pump(ws)),
                         asyncio.create_task(self._heartbeat(ws)),
@@ -559,6 +605,12 @@ class ChatClient:
                     if reapply and self._status is not None:
                         await ws.send(self._encode(p.UpdatePresence(self._status)))
                     continue
+                if frame is None or not isinstance(frame, _HANDLED):
+                    # Frames protocol.py does not type (yet): read positions.
+                    position = parse_read_position(_raw_object(raw))
+                    if position is not None:
+                        self._on_read_position(position)
+                        continue
                 self._on_frame(frame)
         except ConnectionClosed:
             pass
@@ -586,8 +638,11 @@ class ChatClient:
         self._ledger.connection_closed()
         return reason, (time.monotonic() - joined_at) if joined_at is not None else None
 
-    def _on_connected(self, frame: p.Connected) -> bool:
+    def _on_connected(self, frame: p.Connected, rooms: tuple[RoomSummary, ...] = ()) -> bool:
         """Take in a ``connected`` frame; ``True`` when our status must be sent (re-applied)."""
+        self.rooms = {r.room: r for r in rooms}
+        general = self.rooms.get(GENERAL)
+        self._reads.learned(general.last_read if general else None)
         self.user_id = frame.user_id
         self.verified = is_verified(frame)
         self.auth = getattr(frame, "auth", None)
@@ -619,8 +674,11 @@ class ChatClient:
                 self._status if self.present else None,
                 self.verified,
                 self.auth,
+                rooms,
             )
         )
+        if self._reads.wanted is not None:  # read while disconnected: the server hears it now
+            self._read_due()
         # Messages stored by another process of this user since we started.
         if self._store is not None:
             for entry in self._ledger.load(self._store.entries()):
@@ -674,6 +732,11 @@ class ChatClient:
         elif isinstance(frame, p.ServerError):
             self._on_error(frame)
         # Pong and unknown frame types: nothing to do.
+
+    def _on_read_position(self, position: ReadPositionChanged) -> None:
+        if position.room == GENERAL:
+            self._reads.learned(position.message_id)
+        self._emit(position)
 
     def _on_history(self, frame: p.History) -> None:
         if frame.reason == "page":
@@ -809,6 +872,18 @@ class ChatClient:
                 continue
             await ws.send(self._encode(p.Ping()))
             self._last_send = time.monotonic()
+
+
+# Frame types _on_frame handles; anything else may be one protocol.py does not type yet.
+_HANDLED = (p.MessageNew, p.History, p.PresenceChanged, p.TypingChanged, p.ServerError, p.Connected, p.Pong)
+
+
+def _raw_object(raw: str | bytes) -> Any:
+    """The JSON object of a frame already parsed once (a few frames carry fields the typed one drops)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def new_client_msg_id() -> str:

@@ -10,6 +10,9 @@ from typing import Any, NamedTuple, Union
 # Presence and typing changes reach consumers as the protocol's own values.
 from workspace_tui.protocol import ChatMessage, Limits, PresenceChanged, RosterEntry, TypingChanged
 
+# Read positions: parsed in client/reads.py, where the frames about them live.
+from workspace_tui.client.reads import ReadPositionChanged, RoomSummary
+
 
 class ConnectionState(enum.Enum):
     CONNECTING = "connecting"  # first attempt under way
@@ -46,6 +49,9 @@ class Joined(NamedTuple):
     status: str | None = None
     verified: bool = False  # this connection proved its name with our key
     auth: str | None = None  # the server's mode: "claim", "invite" or "open" (None: it did not say)
+    # Where we stopped reading each room, and what is unread there (``connected.rooms``);
+    # empty from a server that keeps no read positions.
+    rooms: tuple[RoomSummary, ...] = ()
 
 
 def is_verified(record: Any) -> bool:
@@ -141,6 +147,7 @@ ClientEvent = Union[
     MessageAcknowledged,
     MessageFailed,
     SendPaced,
+    ReadPositionChanged,
 ]
 
 __all__ = [
@@ -155,6 +162,8 @@ __all__ = [
     "MessageReceived",
     "OutboxEntry",
     "PresenceChanged",
+    "ReadPositionChanged",
+    "RoomSummary",
     "SendPaced",
     "StateChanged",
     "TypingChanged",

@@ -33,11 +33,13 @@ from workspace_tui.client.events import (
     MessagePending,
     MessageReceived,
     PresenceChanged,
+    ReadPositionChanged,
     SendPaced,
     StateChanged,
     TypingChanged,
     is_verified,
 )
+from workspace_tui.client.reads import GENERAL
 from workspace_tui.paths import input_history_path
 from workspace_tui.tui import messages as m
 from workspace_tui.tui import remembered
@@ -80,8 +82,18 @@ def message_for(event: ClientEvent) -> m.Message | None:
         )
     if isinstance(event, Joined):
         return m.ChatJoined(
-            event.user_id, event.username, event.users, event.limits, event.resumed, event.status, event.verified, event.auth
+            event.user_id,
+            event.username,
+            event.users,
+            event.limits,
+            event.resumed,
+            event.status,
+            event.verified,
+            event.auth,
+            getattr(event, "rooms", ()),
         )
+    if isinstance(event, ReadPositionChanged):
+        return m.ReadElsewhere(event.room, event.message_id)
     if isinstance(event, HistoryReceived):
         return m.HistoryLoaded(event.messages, event.reason, event.has_more, event.gap)
     if isinstance(event, MessagePending):
@@ -584,7 +596,33 @@ class ChatApp(App[None]):
             self.message_list.loading_older = False
 
     def on_unseen_changed(self, message: m.UnseenChanged) -> None:
-        self.status_bar.set_unseen(message.count)
+        self.status_bar.set_unseen(message.count, message.mentions)
+
+    # -- read positions (kept by the server) -----------------------------------
+
+    async def on_mark_read(self, message: m.MarkRead) -> None:
+        await self._report_read(message.message_id)
+
+    async def on_app_focus(self, event: events.AppFocus) -> None:
+        # Back in this window: what is on screen at the bottom has now been seen. (Textual
+        # sets app_focus after this handler runs: the event itself says we have the focus.)
+        if self.message_list.at_newest() and self.message_list.newest_id is not None:
+            await self._report_read(self.message_list.newest_id, focused=True)
+
+    async def _report_read(self, message_id: str, focused: bool | None = None) -> None:
+        """Seen is read only in the window the user looks at: one with the focus."""
+        if focused is None:
+            focused = self.app_focus
+        if self.client is None or not focused or not hasattr(self.client, "read"):
+            return
+        try:
+            await self.client.read(message_id)
+        except Exception as exc:  # noqa: BLE001 - the position is a nicety; chatting goes on
+            self.log.warning(f"read failed: {exc!r}")
+
+    def on_read_elsewhere(self, message: m.ReadElsewhere) -> None:
+        if message.room == GENERAL:
+            self.message_list.read_elsewhere(message.message_id)
 
     # -- events from the network ---------------------------------------------
 
@@ -619,6 +657,14 @@ class ChatApp(App[None]):
         self.message_list.set_mark_unverified(checks)
         self.roster.set_auth(message.auth)
         self.roster.reset(message.user_id, message.users)
+        general = next((r for r in message.rooms if r.room == GENERAL), None)
+        if general is not None:
+            if message.resumed:
+                # Back after a drop: the marker stays; it only follows reading done elsewhere meanwhile.
+                if general.last_read is not None:
+                    self.message_list.read_elsewhere(general.last_read)
+            else:
+                self.message_list.set_read_position(general.last_read, general.unread, general.mentions)
         if message.status is not None and message.status != self.status:
             self._adopt_status(message.status)  # set in another window of ours (or before this one opened)
         # Presence frames go to the others; our own entry shows what we chose.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from workspace_tui.client.events import ConnectionState, OutboxEntry
+from workspace_tui.client.events import ConnectionState, OutboxEntry, RoomSummary
 from workspace_tui.protocol import ChatMessage, Limits, RosterEntry
 
 # -- from the network (past tense) ---------------------------------------------
@@ -43,6 +43,7 @@ class ChatJoined(Message):
     status: str | None = None  # our status from now on (ours, or set in another window of ours)
     verified: bool = False  # we proved our name with this device's key
     auth: str | None = None  # the server's mode (claim, invite, open); None: a server that does not say
+    rooms: tuple[RoomSummary, ...] = ()  # where reading stopped per room, unread and mentions (server's)
 
 
 @dataclass
@@ -123,6 +124,14 @@ class TypingUpdated(Message):
 
 
 @dataclass
+class ReadElsewhere(Message):
+    """Another window or device of ours read ``room`` up to ``message_id``."""
+
+    room: str
+    message_id: str
+
+
+@dataclass
 class SendingPaced(Message):
     """Our next message waits ``delay`` seconds for the server's rate limit (``refused``: the server asked)."""
 
@@ -161,6 +170,14 @@ class LoadOlder(Message):
 
 @dataclass
 class UnseenChanged(Message):
-    """The number of messages that arrived while scrolled up changed."""
+    """The number of messages not yet seen (arrived while scrolled up, or unread on join) changed."""
 
     count: int
+    mentions: int = 0  # of them, those that name us
+
+
+@dataclass
+class MarkRead(Message):
+    """The newest message is in view at the bottom: it is read, if the window has the focus."""
+
+    message_id: str

@@ -6,6 +6,12 @@ messages cost a list of row records and a prefix sum of their heights, not
 ``loading…``), date separators, messages, the "new messages" marker, and our
 own pending or failed messages at the bottom.
 
+The marker sits after the message where reading stopped: the server's read position
+on join (it survives a restart), moved forward when another window or device of
+ours reads further, or set here when messages arrive while the view is scrolled up.
+Reaching the newest message posts :class:`MarkRead`; the app decides whether that
+counts as read (the window must have the focus).
+
 Wrapping is done here (:func:`wrap_spans`) rather than by Rich, so a row's
 height can be computed without rendering it; heights are cached per width.
 http(s) URLs are OSC 8 hyperlinks (``Style(link=...)``), whole even when cut.
@@ -33,7 +39,7 @@ from textual.strip import Strip
 from workspace_tui.client.events import OutboxEntry, is_verified
 from workspace_tui.protocol import ChatMessage
 from workspace_tui.tui.format import date_label, links, local_time, mentions, safe, safe_name, user_colour
-from workspace_tui.tui.messages import LoadOlder, UnseenChanged
+from workspace_tui.tui.messages import LoadOlder, MarkRead, UnseenChanged
 
 NICK_WIDTH = 12
 UNVERIFIED_MARK = "?"  # after a name its author did not prove (see the roster's legend)
@@ -200,10 +206,14 @@ class MessageList(ScrollView, can_focus=True):
         self.has_more = False
         self.loading_older = False
         self.unseen = 0
+        self.unseen_mentions = 0  # of the unseen, those that name us
         self._entries: list[_Entry] = []
         self._ids: set[str] = set()
         self._pending: dict[str, _Pending] = {}
-        self._marker_before: str | None = None
+        self._read_from: str | None = None  # the marker sits after this id (None: no marker)
+        self._marker_before: str | None = None  # the first message below the marker, once placed
+        self._scroll_to_marker = False  # on join: start where reading stopped, not at the bottom
+        self._read_posted: str | None = None  # the newest id last reported with MarkRead
         self._rows: list[_Row] = []
         self._cum: list[int] = []  # cumulative heights of self._rows
         self._tail: list[_Row] = []  # pending rows, always last
@@ -239,6 +249,53 @@ class MessageList(ScrollView, can_focus=True):
         rows = [(p.entry, p.failed_reason) for p in self._pending.values() if p.failed_reason is not None]
         return sorted(rows, key=lambda row: row[0].created_at)  # type: ignore[return-value]
 
+    @property
+    def newest_id(self) -> str | None:
+        return self._entries[-1].message.id if self._entries else None
+
+    @property
+    def marker_after(self) -> str | None:
+        """The id the "new messages" marker follows, while it is shown."""
+        return self._read_from if self._marker_before is not None else None
+
+    def at_newest(self) -> bool:
+        """The view is at the bottom: the newest message is in view."""
+        return self.is_mounted and not self._scheduled and self._at_bottom()
+
+    def set_read_position(self, message_id: str | None, unread: int = 0, mentions: int = 0) -> None:
+        """Where reading stopped, per the server on join: the marker goes after *message_id*.
+
+        With more unread than fits on screen the view opens at the marker. ``unread`` and
+        ``mentions`` (the server's counts) are what the status bar shows until the bottom is reached.
+        """
+        self._note_position()
+        self._read_from = message_id if unread else None
+        self._marker_before = None
+        self._scroll_to_marker = bool(unread)
+        self._dirty_full = True
+        self._schedule()
+        if unread != self.unseen or mentions != self.unseen_mentions:
+            self.unseen, self.unseen_mentions = unread, mentions
+            self.post_message(UnseenChanged(unread, mentions))
+
+    def read_elsewhere(self, message_id: str) -> None:
+        """Another window or device of ours read up to *message_id*: the marker moves past it."""
+        if self._read_from is not None and message_id > self._read_from:
+            self._note_position()
+            self._read_from = message_id
+            self._dirty_full = True
+            self._schedule()
+        if self.unseen:
+            after = 0  # messages of others still after what was read
+            for entry in reversed(self._entries):
+                if entry.message.id <= message_id or after >= self.unseen:
+                    break
+                after += entry.message.username != self.username
+            if after < self.unseen:
+                self.unseen = after
+                self.unseen_mentions = min(self.unseen_mentions, after)
+                self.post_message(UnseenChanged(self.unseen, self.unseen_mentions))
+
     def has_message(self, message_id: str) -> bool:
         return message_id in self._ids
 
@@ -256,10 +313,13 @@ class MessageList(ScrollView, can_focus=True):
             self._ids.add(message.id)
             if not self._entries or message.id > self._entries[-1].message.id:
                 if live and not self._stick and message.username != self.username:
-                    if self._marker_before is None:
+                    if self._marker_before is None and (self._read_from is None or not self._dirty_full):
+                        self._read_from = self._entries[-1].message.id if self._entries else None
                         self._marker_before = message.id
                         self._append_row(_Row("marker", "marker"))
                     self.unseen += 1
+                    if self.username and mentions(message.text, self.username):
+                        self.unseen_mentions += 1
                 self._entries.append(entry)
                 self._append_message_row(entry)
             else:
@@ -269,7 +329,7 @@ class MessageList(ScrollView, can_focus=True):
         if added:
             self._schedule()
             if live and not self._stick:
-                self.post_message(UnseenChanged(self.unseen))
+                self.post_message(UnseenChanged(self.unseen, self.unseen_mentions))
         return added
 
     def add_history(
@@ -416,14 +476,23 @@ class MessageList(ScrollView, can_focus=True):
                 rows.append(_Row("top", ("top", "start"), label="beginning of the conversation"))
         last_day = None
         now = self.now()
+        read_from, self._marker_before = self._read_from, None
         for entry in self._entries:
-            if entry.message.id == self._marker_before:
+            if (
+                read_from is not None
+                and self._marker_before is None
+                and entry.message.id > read_from
+                and entry.message.username != self.username
+            ):
+                self._marker_before = entry.message.id
                 rows.append(_Row("marker", "marker"))
             if entry.day != last_day:
                 label = date_label(entry.when, now)
                 rows.append(_Row("sep", ("sep", entry.day, label), label=label))
                 last_day = entry.day
             rows.append(_Row("msg", entry.message.id, entry=entry))
+        if self._marker_before is None and self._entries:
+            self._read_from = None  # everything after it was read (or is ours): no marker to come back
         self._rows = rows
         width = self._width
         self._cum = list(accumulate(self._height(r, width) for r in rows))
@@ -435,8 +504,9 @@ class MessageList(ScrollView, can_focus=True):
         self._tail_cum = list(accumulate(self._height(r, self._width) for r in self._tail))
 
     def _clear_marker(self) -> None:
-        if self._marker_before is not None:
-            self._marker_before = None
+        self._scroll_to_marker = False
+        if self._marker_before is not None or self._read_from is not None:
+            self._marker_before = self._read_from = None
             self._dirty_full = True
 
     # -- layout ------------------------------------------------------------
@@ -498,6 +568,13 @@ class MessageList(ScrollView, can_focus=True):
             self._rebuild_tail()
         new_total = self.total_height
         self.virtual_size = Size(self._width, new_total)
+        if self._scroll_to_marker and self._entries:
+            self._scroll_to_marker = False
+            top = self._offset_of_key("marker") if self._marker_before is not None else new_total
+            if new_total - top > self.scrollable_content_region.height:
+                self._stick = False  # more unread than fits: open where reading stopped
+                self.scroll_to(y=max(0, top - 1), animate=False, immediate=True)
+                anchor = None
         if self._stick:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         elif anchor is not None and new_total != old_total:
@@ -570,9 +647,13 @@ class MessageList(ScrollView, can_focus=True):
             self.post_message(LoadOlder(self.oldest_id))
 
     def _reached_bottom(self) -> None:
-        if self.unseen:
-            self.unseen = 0
+        if self.unseen or self.unseen_mentions:
+            self.unseen = self.unseen_mentions = 0
             self.post_message(UnseenChanged(0))
+        newest = self.newest_id
+        if newest is not None and newest != self._read_posted:
+            self._read_posted = newest
+            self.post_message(MarkRead(newest))
 
     # -- rendering ---------------------------------------------------------
 

@@ -20,6 +20,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from workspace_tui.client.events import ConnectionState
+from workspace_tui.client.reads import UNREAD_CAP
 from workspace_tui.tui.format import STATUS_COLOURS, STATUS_GLYPHS, safe_name
 
 _COLOURS = {
@@ -57,6 +58,7 @@ class StatusBar(Static):
         self.status = "online"
         self.auto_away = False
         self.unseen = 0
+        self.unseen_mentions = 0
         self.reconnect_key = "^r"  # shown next to a refusal; the app sets it from the keymap
         self._retry_at: float | None = None
         self._paced_until: float | None = None
@@ -106,8 +108,8 @@ class StatusBar(Static):
         self.status, self.auto_away = status, auto_away
         self._redraw()
 
-    def set_unseen(self, count: int) -> None:
-        self.unseen = count
+    def set_unseen(self, count: int, mentions: int = 0) -> None:
+        self.unseen, self.unseen_mentions = count, mentions
         self._redraw()
 
     # -- text ------------------------------------------------------------------------------
@@ -204,11 +206,15 @@ class StatusBar(Static):
         connection = self.connection_text()
         server = safe_name(self.server)
         you = STATUS_GLYPHS.get(self.status, "?") + " " + self.status + (" (auto)" if self.auto_away else "")
-        unseen = f"  ·  ↓ {plural(self.unseen, 'new message')} (Ctrl+End)" if self.unseen else ""
+        count = f"{UNREAD_CAP}+" if self.unseen >= UNREAD_CAP else str(self.unseen)  # the server counts no further
+        named = f", {plural(self.unseen_mentions, 'mention')}" if self.unseen_mentions else ""
+        new = "new message" if self.unseen == 1 else "new messages"
+        unseen = f"  ·  ↓ {count} {new}{named} (Ctrl+End)" if self.unseen else ""
         # What must stay in view on a narrow terminal: the state, your status, new messages.
         show_server = not width or len(f"● {connection}  ·  {server}  ·  you: {you}{unseen}") <= width
         if unseen and width and len(f"● {connection}  ·  you: {you}{unseen}") > width:
-            unseen = f"  ·  ↓ {self.unseen} new"  # the short form: the key is in the help
+            # The short form: the key is in the help.
+            unseen = f"  ·  ↓ {count} new" + (f", {self.unseen_mentions} @" if self.unseen_mentions else "")
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("● ", Style(color=_COLOURS[self.state]))
         text.append(connection, Style(bold=self.state is not ConnectionState.CONNECTED))
