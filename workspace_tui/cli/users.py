@@ -8,7 +8,6 @@ connection. Invites are printed once and kept only as hashes.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -94,19 +93,23 @@ def list_(db: str | None, broker: str | None, as_json: bool) -> None:
         click.echo(f"{a.username:<{width}}  {a.state:<7}  {_when(a.created_ms):<16}  {_when(a.claimed_ms)}")
 
 
+def _do(db: str | None, broker: str | None, action: Any) -> Any:
+    """Run *action* on the store's accounts; its refusal (no such name, already there) is one line."""
+    admin = _admin(db, broker)
+    try:
+        return action(admin)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    finally:
+        admin.close()
+
+
 @users.command(epilog=EPILOG)
 @_store_options
 @click.argument("name")
 def add(db: str | None, broker: str | None, name: str) -> None:
     """Create NAME and print its one-time invite (on stdout; the rest on stderr)."""
-    admin = _admin(db, broker)
-    try:
-        invite = admin.add(name)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        admin.close()
-    _invite_note(name, invite)
+    _invite_note(name, _do(db, broker, lambda admin: admin.add(name)))
 
 
 @users.command(epilog=EPILOG)
@@ -114,14 +117,7 @@ def add(db: str | None, broker: str | None, name: str) -> None:
 @click.argument("name")
 def reset(db: str | None, broker: str | None, name: str) -> None:
     """Forget NAME's key (lost, or a device to lock out) and print a new one-time invite."""
-    admin = _admin(db, broker)
-    try:
-        invite = admin.reset(name)
-    except (LookupError, ValueError) as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from None
-    finally:
-        admin.close()
-    _invite_note(name, invite)
+    _invite_note(name, _do(db, broker, lambda admin: admin.reset(name)))
 
 
 @users.command(epilog=EPILOG)
@@ -129,12 +125,5 @@ def reset(db: str | None, broker: str | None, name: str) -> None:
 @click.argument("name")
 def remove(db: str | None, broker: str | None, name: str) -> None:
     """Delete NAME's account. With --auth claim the name is free to claim again."""
-    admin = _admin(db, broker)
-    try:
-        gone = admin.remove(name)
-    except LookupError as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from None
-    finally:
-        admin.close()
+    gone = _do(db, broker, lambda admin: admin.remove(name))
     click.echo(f"removed {gone.username}", err=True)
-    sys.stdout.flush()
