@@ -45,6 +45,17 @@ from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
 from workspace_tui.client.pacing import SeenIds, SendGate
 from workspace_tui.client.reads import GENERAL, ReadReporter, RoomSummary, parse_read_position, parse_rooms
+from workspace_tui.client.rooms import (
+    RoomJoined,
+    RoomLeft,
+    RoomUpdated,
+    TypingInRoom,
+    dm_room_id,
+    history_rooms,
+    parse_room_frame,
+    room_of,
+    valid_room_id,
+)
 from workspace_tui.client import refusals
 
 # Error codes the client adds for rejections it detects itself.
@@ -166,8 +177,9 @@ class ChatClient:
         self._gate = SendGate()
         self._last_send = 0.0
         self._paced_until = 0.0  # when the last announced SendPaced wait ends
-        self.rooms: dict[str, RoomSummary] = {}  # from the last ``connected`` (empty: the server keeps no read positions)
-        self._reads = ReadReporter()
+        # The rooms we are in: from ``connected``, then room:joined / left / updated (empty: a server without rooms).
+        self.rooms: dict[str, RoomSummary] = {}
+        self._reads: dict[str, ReadReporter] = {GENERAL: ReadReporter()}  # per room
         self._read_timer: asyncio.TimerHandle | None = None
         self._read_task: asyncio.Task[None] | None = None
 
@@ -196,7 +208,18 @@ class ChatClient:
     @property
     def last_read(self) -> str | None:
         """Where we stopped reading ``general``, as far as we know: the server's, or newer if read here since."""
-        return self._reads.wanted or self._reads.known
+        return self.last_read_in(GENERAL)
+
+    def last_read_in(self, room: str) -> str | None:
+        """Where we stopped reading *room*: the server's position, or newer if read here since."""
+        reads = self._reads.get(room)
+        return (reads.wanted or reads.known) if reads is not None else None
+
+    def _reporter(self, room: str) -> ReadReporter:
+        reads = self._reads.get(room)
+        if reads is None:
+            reads = self._reads[room] = ReadReporter()
+        return reads
 
     def reconnect_now(self) -> bool:
         """Make the next connection attempt now instead of at the end of the backoff wait.
@@ -246,19 +269,21 @@ class ChatClient:
                 return
             yield event
 
-    async def send(self, text: str) -> OutboxEntry:
-        """Queue *text*: written to disk before this returns, sent as soon as possible.
+    async def send(self, text: str, room: str = GENERAL, to: list[str] | tuple[str, ...] | None = None) -> OutboxEntry:
+        """Queue *text* for *room* (or a DM *to* these names): on disk before this returns, sent as soon as possible.
 
         Emits :class:`MessagePending`; text that can never be accepted (empty
         after cleaning, or larger than the server takes) is stored as failed
         and :class:`MessageFailed` follows at once.
         """
+        if to:
+            room = dm_room_id(self.username, list(to))
         store = self._open_store()
         cmid = new_client_msg_id()
-        entry = OutboxEntry(cmid, text, p.iso_timestamp())
+        entry = OutboxEntry(cmid, text, p.iso_timestamp(), room=room)
         problem = self._check(entry)
         if problem:
-            entry = OutboxEntry(cmid, text, entry.created_at, failed=True, error=problem[1])
+            entry = entry._replace(failed=True, error=problem[1])
         store.add(entry, problem[0] if problem else None)
         self._ledger.add(entry, problem[0] if problem else None)
         self._emit(MessagePending(entry))
@@ -272,7 +297,7 @@ class ChatClient:
         entry = self._ledger.get(client_msg_id)
         if entry is None or not entry.failed:
             return False
-        entry = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at)
+        entry = entry._replace(failed=False, error=None)
         problem = self._check(entry)
         if problem:
             self._fail(entry, *problem)
@@ -297,20 +322,49 @@ class ChatClient:
         # Chosen while disconnected: newer than what the server has, so it wins on the next join.
         self._status_unsent = not await self._send_frame(p.UpdatePresence(status))
 
-    async def set_typing(self, is_typing: bool) -> None:
-        """Tell the others we are (not) typing; dropped while disconnected."""
-        await self._send_frame(p.SetTyping(bool(is_typing)))
+    async def set_typing(self, is_typing: bool, room: str = GENERAL) -> None:
+        """Tell the others in *room* we are (not) typing; dropped while disconnected."""
+        await self._send_frame(p.SetTyping(bool(is_typing)), room)
 
-    async def request_history(self, before: str | None = None, limit: int = 50) -> bool:
-        """Ask for up to *limit* messages before the id *before*; answered by a ``page`` HistoryReceived.
+    async def request_history(self, before: str | None = None, limit: int = 50, room: str = GENERAL) -> bool:
+        """Ask for up to *limit* messages of *room* before the id *before*; answered by a ``page`` HistoryReceived.
 
         Returns ``False`` (nothing sent) while disconnected.
         """
         limit = max(1, min(int(limit), p.MAX_HISTORY_PAGE))
-        return await self._send_frame(p.RequestHistory(before, limit))
+        return await self._send_frame(p.RequestHistory(before, limit), room)
 
-    async def read(self, message_id: str) -> bool:
-        """We have read ``general`` up to and including *message_id*: tell the server (``read:update``).
+    # -- rooms (answered by Room* events, or ErrorReceived) ---------------------
+
+    async def create_room(self, room: str, topic: str = "", private: bool = False) -> bool:
+        """``room:create``; ``False`` while disconnected or for an id the server would refuse anyway."""
+        if not valid_room_id(room) or room == GENERAL:
+            raise ValueError(f"not a room name: {room!r} (a-z, 0-9, - and _, at most 32)")
+        return await self._send_raw({"type": "room:create", "room": room, "topic": topic[:200], "private": private})
+
+    async def join_room(self, room: str) -> bool:
+        return await self._send_raw({"type": "room:join", "room": room})
+
+    async def leave_room(self, room: str) -> bool:
+        return await self._send_raw({"type": "room:leave", "room": room})
+
+    async def invite(self, room: str, username: str) -> bool:
+        return await self._send_raw({"type": "room:invite", "room": room, "username": username})
+
+    async def set_topic(self, room: str, topic: str) -> bool:
+        return await self._send_raw({"type": "room:topic", "room": room, "topic": topic[:200]})
+
+    async def list_rooms(self) -> bool:
+        return await self._send_raw({"type": "room:list"})
+
+    async def request_members(self, room: str, after: str | None = None, limit: int = 100) -> bool:
+        frame: dict[str, Any] = {"type": "room:members", "room": room, "limit": max(1, min(int(limit), 100))}
+        if after is not None:
+            frame["after"] = after
+        return await self._send_raw(frame)
+
+    async def read(self, message_id: str, room: str = GENERAL) -> bool:
+        """We have read *room* up to and including *message_id*: tell the server (``read:update``).
 
         Only forward (an older position than the server's is not sent), and coalesced: at most one
         ``read:update`` a second, the newest position winning. Sent after the next join while
@@ -318,23 +372,27 @@ class ChatClient:
         """
         if p.message_id_key(message_id) is None:
             raise ValueError(f"not a message id: {message_id!r}")
-        if not self._reads.read(message_id):
+        if not self._reporter(room).read(message_id):
             return False
         await self._send_read()
         return True
 
     async def _send_read(self) -> None:
         now = time.monotonic()
-        wait = self._reads.wait(now)
-        if wait > 0:
-            if self._read_timer is None and not self._closing:
-                self._read_timer = asyncio.get_running_loop().call_later(wait, self._read_due)
-            return
-        mid = self._reads.take(now)
-        if mid is None:
-            return
-        ok = await self._send_frame(p.MarkRead(GENERAL, mid))
-        self._reads.sent(mid, ok)
+        for room, reads in list(self._reads.items()):
+            if reads.wanted is None:
+                continue
+            wait = reads.wait(now)
+            if wait > 0:
+                if self._read_timer is None and not self._closing:
+                    self._read_timer = asyncio.get_running_loop().call_later(wait, self._read_due)
+                continue
+            mid = reads.take(now)
+            if mid is None:
+                continue
+            # Built here, not by protocol.MarkRead: its parser still knows only general.
+            ok = await self._send_raw({"type": "read:update", "room": room, "messageId": mid})
+            reads.sent(mid, ok)
 
     def _read_due(self) -> None:
         self._read_timer = None
@@ -412,7 +470,7 @@ class ChatClient:
         """Why *entry* can never be accepted, or ``None``."""
         if not p.sanitize_text(entry.text).strip():
             return (p.ERR_EMPTY_TEXT, "message text is empty")
-        size = len(self._encode(p.SendMessage(entry.text, entry.client_msg_id)).encode())
+        size = len(self._encode_in(p.SendMessage(entry.text, entry.client_msg_id), entry.room).encode())
         limit = self.limits.max_payload_bytes
         if limit and size > limit:
             return (ERR_TOO_LARGE, f"message is too large ({size} bytes; the server takes at most {limit})")
@@ -606,11 +664,25 @@ class ChatClient:
                         await ws.send(self._encode(p.UpdatePresence(self._status)))
                     continue
                 if frame is None or not isinstance(frame, _HANDLED):
-                    # Frames protocol.py does not type (yet): read positions.
-                    position = parse_read_position(_raw_object(raw))
+                    # Frames protocol.py does not type (yet): read positions, rooms.
+                    obj = _raw_object(raw)
+                    position = parse_read_position(obj)
                     if position is not None:
                         self._on_read_position(position)
                         continue
+                    room_event = parse_room_frame(obj)
+                    if room_event is not None:
+                        self._on_room_event(room_event)
+                        continue
+                if isinstance(frame, p.TypingChanged):
+                    obj = _raw_object(raw)
+                    room = room_of(obj.get("data") if isinstance(obj, dict) else None)
+                    if room != GENERAL:
+                        self._emit(TypingInRoom(frame.user_id, frame.username, frame.is_typing, room))
+                        continue
+                if isinstance(frame, (p.MessageNew, p.History)):
+                    self._on_frame(frame, _raw_object(raw))  # their room is in the raw frame
+                    continue
                 self._on_frame(frame)
         except ConnectionClosed:
             pass
@@ -641,8 +713,8 @@ class ChatClient:
     def _on_connected(self, frame: p.Connected, rooms: tuple[RoomSummary, ...] = ()) -> bool:
         """Take in a ``connected`` frame; ``True`` when our status must be sent (re-applied)."""
         self.rooms = {r.room: r for r in rooms}
-        general = self.rooms.get(GENERAL)
-        self._reads.learned(general.last_read if general else None)
+        for summary in rooms:
+            self._reporter(summary.room).learned(summary.last_read)
         self.user_id = frame.user_id
         self.verified = is_verified(frame)
         self.auth = getattr(frame, "auth", None)
@@ -677,7 +749,7 @@ class ChatClient:
                 rooms,
             )
         )
-        if self._reads.wanted is not None:  # read while disconnected: the server hears it now
+        if any(r.wanted is not None for r in self._reads.values()):  # read while disconnected: the server hears it now
             self._read_due()
         # Messages stored by another process of this user since we started.
         if self._store is not None:
@@ -712,13 +784,14 @@ class ChatClient:
         self._status = theirs
         return False
 
-    def _on_frame(self, frame: p.ServerFrame | None) -> None:
+    def _on_frame(self, frame: p.ServerFrame | None, raw: Any = None) -> None:
         if isinstance(frame, p.MessageNew):
             own = self._acknowledge(frame.message)
             if self._first_sight(frame.message):
-                self._emit(MessageReceived(frame.message, own))
+                data = raw.get("data") if isinstance(raw, dict) else None
+                self._emit(MessageReceived(frame.message, own, room_of(data)))
         elif isinstance(frame, p.History):
-            self._on_history(frame)
+            self._on_history(frame, raw)
         elif isinstance(frame, (p.PresenceChanged, p.TypingChanged)):
             if (
                 isinstance(frame, p.PresenceChanged)
@@ -734,29 +807,45 @@ class ChatClient:
         # Pong and unknown frame types: nothing to do.
 
     def _on_read_position(self, position: ReadPositionChanged) -> None:
-        if position.room == GENERAL:
-            self._reads.learned(position.message_id)
+        self._reporter(position.room).learned(position.message_id)
         self._emit(position)
 
-    def _on_history(self, frame: p.History) -> None:
+    def _on_room_event(self, event: Any) -> None:
+        """Keep :attr:`rooms` in step with what the server says, then hand the event on."""
+        if isinstance(event, RoomJoined):
+            self.rooms[event.room.room] = event.room
+            self._reporter(event.room.room).learned(event.room.last_read)
+        elif isinstance(event, RoomLeft):
+            self.rooms.pop(event.room, None)
+        elif isinstance(event, RoomUpdated) and event.room in self.rooms:
+            self.rooms[event.room] = self.rooms[event.room]._replace(topic=event.topic)
+        self._emit(event)
+
+    def _on_history(self, frame: p.History, raw: Any = None) -> None:
+        top, rooms = history_rooms(raw) if raw is not None else (GENERAL, ())
+        if len(rooms) != len(frame.messages):
+            rooms = ()
         if frame.reason == "page":
             for m in frame.messages:
                 self._acknowledge(m)
-            self._emit(HistoryReceived(frame.messages, frame.reason, frame.has_more, frame.gap))
+            self._emit(HistoryReceived(frame.messages, frame.reason, frame.has_more, frame.gap, top, rooms))
             return
         fresh = []
-        for m in frame.messages:
+        fresh_rooms = []
+        for i, m in enumerate(frame.messages):
             self._acknowledge(m)
             if self._first_sight(m):
                 fresh.append(m)
+                fresh_rooms.append(rooms[i] if rooms else (top or GENERAL))
         if frame.reason == "join":
             self._have_resume_point = True
             if not frame.messages and self._last_id is None and self.join_history is not None and self._resume:
                 # An empty store: resume from its very beginning next time.
                 self._last_id = p.make_message_id(0, 0)
             if self.join_history is not None:
-                fresh = fresh[-self.join_history :] if self.join_history > 0 else []
-        self._emit(HistoryReceived(tuple(fresh), frame.reason, frame.has_more, frame.gap))
+                keep = len(fresh) - self.join_history if self.join_history > 0 else len(fresh)
+                fresh, fresh_rooms = fresh[keep:], fresh_rooms[keep:]
+        self._emit(HistoryReceived(tuple(fresh), frame.reason, frame.has_more, frame.gap, top, tuple(fresh_rooms)))
 
     def _on_error(self, frame: p.ServerError) -> None:
         cmid = frame.client_msg_id
@@ -819,12 +908,27 @@ class ChatClient:
     def _encode(request: p.ClientFrame) -> str:
         return json.dumps(p.client_frame(request), ensure_ascii=False, separators=(",", ":"))
 
-    async def _send_frame(self, request: p.ClientFrame) -> bool:
+    @staticmethod
+    def _encode_in(request: p.ClientFrame, room: str) -> str:
+        """*request* for *room*: general is the default and costs no bytes (older servers know no rooms)."""
+        frame = p.client_frame(request)
+        if room != GENERAL:
+            frame["room"] = room
+        return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+    async def _send_raw(self, frame: dict[str, Any]) -> bool:
+        """A frame protocol.py does not build (yet): rooms, read:update for any room."""
+        return await self._send_text(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+
+    async def _send_frame(self, request: p.ClientFrame, room: str = GENERAL) -> bool:
+        return await self._send_text(self._encode_in(request, room))
+
+    async def _send_text(self, text: str) -> bool:
         ws = self._ws
         if ws is None or self.state is not ConnectionState.CONNECTED:
             return False
         try:
-            await ws.send(self._encode(request))
+            await ws.send(text)
         except ConnectionClosed:
             return False
         self._last_send = time.monotonic()
@@ -852,7 +956,7 @@ class ChatClient:
             if problem:
                 self._fail(entry, *problem)
                 continue
-            frame = self._encode(p.SendMessage(entry.text, entry.client_msg_id))
+            frame = self._encode_in(p.SendMessage(entry.text, entry.client_msg_id), entry.room)
             self._ledger.sent(entry.client_msg_id, len(frame))
             self._gate.take(time.monotonic())
             await ws.send(frame)

@@ -11,7 +11,19 @@ from typing import Any, NamedTuple, Union
 from workspace_tui.protocol import ChatMessage, Limits, PresenceChanged, RosterEntry, TypingChanged
 
 # Read positions: parsed in client/reads.py, where the frames about them live.
-from workspace_tui.client.reads import ReadPositionChanged, RoomSummary
+from workspace_tui.client.reads import GENERAL, ReadPositionChanged, RoomSummary
+from workspace_tui.client.rooms import (
+    ListedRoom,
+    RoomInvited,
+    RoomJoined,
+    RoomLeft,
+    RoomMember,
+    RoomMemberChanged,
+    RoomMembersListed,
+    RoomsListed,
+    RoomUpdated,
+    TypingInRoom,
+)
 
 
 class ConnectionState(enum.Enum):
@@ -68,6 +80,12 @@ class HistoryReceived(NamedTuple):
     reason: str  # "join", "resume" or "page"
     has_more: bool
     gap: bool = False  # on resume: some missed messages were trimmed from the server's store
+    room: str | None = GENERAL  # the frame's room; None: a resume across rooms (see ``rooms``)
+    rooms: tuple[str, ...] = ()  # each message's room, parallel to ``messages`` (empty: all in ``room``)
+
+    def room_of(self, index: int) -> str:
+        """The room of ``messages[index]``."""
+        return self.rooms[index] if index < len(self.rooms) else (self.room or GENERAL)
 
 
 class MessageReceived(NamedTuple):
@@ -75,6 +93,7 @@ class MessageReceived(NamedTuple):
 
     message: ChatMessage
     own: bool = False
+    room: str = GENERAL  # the room (or ``dm:`` id) it was posted in
 
 
 class SendPaced(NamedTuple):
@@ -112,6 +131,7 @@ class OutboxEntry(NamedTuple):
     created_at: str  # ISO 8601 UTC, when the user sent it
     failed: bool = False
     error: str | None = None  # the server's reason when failed
+    room: str = GENERAL  # where it goes: a room id or a ``dm:`` id
 
 
 class MessagePending(NamedTuple):
@@ -148,6 +168,14 @@ ClientEvent = Union[
     MessageFailed,
     SendPaced,
     ReadPositionChanged,
+    RoomJoined,
+    RoomLeft,
+    RoomUpdated,
+    RoomMemberChanged,
+    RoomInvited,
+    RoomsListed,
+    RoomMembersListed,
+    TypingInRoom,
 ]
 
 __all__ = [
@@ -162,10 +190,20 @@ __all__ = [
     "MessageReceived",
     "OutboxEntry",
     "PresenceChanged",
+    "ListedRoom",
     "ReadPositionChanged",
+    "RoomInvited",
+    "RoomJoined",
+    "RoomLeft",
+    "RoomMember",
+    "RoomMemberChanged",
+    "RoomMembersListed",
     "RoomSummary",
+    "RoomUpdated",
+    "RoomsListed",
     "SendPaced",
     "StateChanged",
     "TypingChanged",
+    "TypingInRoom",
     "is_verified",
 ]

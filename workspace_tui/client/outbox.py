@@ -34,6 +34,7 @@ COMMIT;
 """  # one transaction: a new file costs one commit (and its fsync), not one per table
 
 LAST_MESSAGE_ID = "last_message_id"
+GENERAL = "general"
 
 
 class Outbox:
@@ -48,6 +49,13 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(_SCHEMA)
+        # Files from before rooms: every queued message there went to general.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "room" not in columns:
+            try:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN room TEXT NOT NULL DEFAULT '{GENERAL}'")
+            except sqlite3.OperationalError:
+                pass  # another process of ours added it first
 
     def close(self) -> None:
         self._db.close()
@@ -57,9 +65,9 @@ class Outbox:
     def add(self, entry: OutboxEntry, error_code: str | None = None) -> None:
         """Store *entry* durably (committed before this returns)."""
         self._db.execute(
-            "INSERT OR IGNORE INTO outbox (client_msg_id, text, created_at, failed, error_code, error)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (entry.client_msg_id, entry.text, entry.created_at, int(entry.failed), error_code, entry.error),
+            "INSERT OR IGNORE INTO outbox (client_msg_id, text, created_at, failed, error_code, error, room)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry.client_msg_id, entry.text, entry.created_at, int(entry.failed), error_code, entry.error, entry.room),
         )
 
     def remove(self, client_msg_id: str) -> bool:
@@ -82,9 +90,12 @@ class Outbox:
     def entries(self) -> list[tuple[OutboxEntry, str | None]]:
         """Every entry in send order, with the error code of failed ones."""
         rows = self._db.execute(
-            "SELECT client_msg_id, text, created_at, failed, error_code, error FROM outbox ORDER BY seq"
+            "SELECT client_msg_id, text, created_at, failed, error_code, error, room FROM outbox ORDER BY seq"
         ).fetchall()
-        return [(OutboxEntry(cmid, text, created, bool(failed), error), code) for cmid, text, created, failed, code, error in rows]
+        return [
+            (OutboxEntry(cmid, text, created, bool(failed), error, room or GENERAL), code)
+            for cmid, text, created, failed, code, error, room in rows
+        ]
 
     def pending_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM outbox WHERE failed = 0").fetchone()[0]

@@ -23,6 +23,10 @@ class RoomSummary(NamedTuple):
     unread: int  # messages after last_read, not ours; UNREAD_CAP means "that many or more"
     mentions: int  # those of them that name us
     last_message_id: str | None = None
+    kind: str = "public"  # "public", "private" or "dm"
+    topic: str = ""
+    members: int = 0
+    with_: tuple[str, ...] = ()  # a DM's other participants
 
 
 class ReadPositionChanged(NamedTuple):
@@ -50,18 +54,31 @@ def parse_rooms(frame: Any) -> tuple[RoomSummary, ...]:
         return ()
     out = []
     for item in rooms[:10_000]:  # bounded, whatever the server sends
-        if not isinstance(item, dict) or not isinstance(item.get("room"), str) or not item["room"]:
-            continue
-        out.append(
-            RoomSummary(
-                item["room"],
-                _message_id(item.get("lastRead")),
-                _count(item.get("unread")),
-                _count(item.get("mentions")),
-                _message_id(item.get("lastMessageId")),
-            )
-        )
+        summary = parse_room_summary(item)
+        if summary is not None:
+            out.append(summary)
     return tuple(out)
+
+
+def parse_room_summary(item: Any) -> RoomSummary | None:
+    """One ROOM SUMMARY object (``connected.rooms``, ``room:joined``); ``None`` when it names no room."""
+    if not isinstance(item, dict) or not isinstance(item.get("room"), str) or not item["room"]:
+        return None
+    kind = item.get("kind")
+    topic = item.get("topic")
+    members = item.get("members")
+    with_ = item.get("with")
+    return RoomSummary(
+        item["room"][:100],
+        _message_id(item.get("lastRead")),
+        _count(item.get("unread")),
+        _count(item.get("mentions")),
+        _message_id(item.get("lastMessageId")),
+        kind if kind in ("public", "private", "dm") else ("dm" if item["room"].startswith("dm:") else "public"),
+        topic[:200] if isinstance(topic, str) else "",
+        members if isinstance(members, int) and not isinstance(members, bool) and members >= 0 else 0,
+        tuple(n[:64] for n in with_[:8] if isinstance(n, str)) if isinstance(with_, list) else (),
+    )
 
 
 def parse_read_position(frame: Any) -> ReadPositionChanged | None:
@@ -135,5 +152,6 @@ __all__ = [
     "ReadReporter",
     "RoomSummary",
     "parse_read_position",
+    "parse_room_summary",
     "parse_rooms",
 ]
