@@ -236,13 +236,19 @@ async def test_mentions_ring_the_bell_and_input_keys(harness: Harness):
     app.bell = lambda: rang.append(True)  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status_bar.state is ConnectionState.CONNECTED)
+        # Looking at the room (the window has the focus): a mention there needs no bell.
+        await bob.send("@alice while you look")
+        await wait_until(pilot, lambda: app.message_list.message_count == 1)
+        assert rang == [] and app.mention_count == 1
+        app.app_focus = False  # in another window now
         await bob.send("hey @alice, look")
         await bob.send("malice is not a mention")
-        await wait_until(pilot, lambda: app.message_list.message_count == 2)
-        assert rang == [True] and app.mention_count == 1
+        await wait_until(pilot, lambda: app.message_list.message_count == 3)
+        assert rang == [True] and app.mention_count == 2
+        app.app_focus = True
         # ctrl+j inserts a newline, Enter sends the two lines as one message
         await pilot.press(*"line one", "ctrl+j", *"line two", "enter")
-        await wait_until(pilot, lambda: app.message_list.message_count == 3 and not app.message_list.pending_ids)
+        await wait_until(pilot, lambda: app.message_list.message_count == 4 and not app.message_list.pending_ids)
         await wait_until(pilot, lambda: screen_with(app, "line one", "line two"), what="both lines")
         # Up recalls it, Down returns to the (empty) draft
         await pilot.press("up")
@@ -251,7 +257,7 @@ async def test_mentions_ring_the_bell_and_input_keys(harness: Harness):
         assert app.chat_input.text == ""
         # pasting keeps newlines and does not send
         await pilot.app.chat_input._on_paste(__import__("textual").events.Paste("para 1\npara 2\n" + "x" * 3000))
-        assert app.chat_input.text.startswith("para 1\npara 2\n") and app.message_list.message_count == 3
+        assert app.chat_input.text.startswith("para 1\npara 2\n") and app.message_list.message_count == 4
 
 
 async def test_auto_away_and_back_on_key(harness: Harness):

@@ -20,7 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import TextArea
+from textual.widgets import Static, TextArea
 
 from workspace_tui.client.events import (
     ClientEvent,
@@ -34,12 +34,23 @@ from workspace_tui.client.events import (
     MessageReceived,
     PresenceChanged,
     ReadPositionChanged,
+    RoomInvited,
+    RoomJoined,
+    RoomLeft,
+    RoomMemberChanged,
+    RoomMembersListed,
+    RoomsListed,
+    RoomUpdated,
     SendPaced,
     StateChanged,
     TypingChanged,
+    TypingInRoom,
     is_verified,
 )
-from workspace_tui.client.reads import GENERAL
+from workspace_tui.client.reads import GENERAL, RoomSummary
+from workspace_tui.tui.notify import Notifier, methods_for, why_notify
+from workspace_tui.tui.rooms import Rooms
+from workspace_tui.tui.widgets.sidebar import Sidebar
 from workspace_tui.paths import input_history_path
 from workspace_tui.tui import messages as m
 from workspace_tui.tui import remembered
@@ -95,7 +106,14 @@ def message_for(event: ClientEvent) -> m.Message | None:
     if isinstance(event, ReadPositionChanged):
         return m.ReadElsewhere(event.room, event.message_id)
     if isinstance(event, HistoryReceived):
-        return m.HistoryLoaded(event.messages, event.reason, event.has_more, event.gap)
+        return m.HistoryLoaded(
+            event.messages, event.reason, event.has_more, event.gap,
+            getattr(event, "room", GENERAL), getattr(event, "rooms", ()),
+        )
+    if isinstance(event, TypingInRoom):
+        return m.TypingInRoomUpdated(event.user_id, event.username, event.is_typing, event.room)
+    if isinstance(event, (RoomJoined, RoomLeft, RoomUpdated, RoomMemberChanged, RoomInvited, RoomsListed, RoomMembersListed)):
+        return m.RoomEventReceived(event)
     if isinstance(event, MessagePending):
         return m.OwnMessagePending(event.entry)
     if isinstance(event, MessageAcknowledged):
@@ -147,6 +165,12 @@ class ChatApp(App[None]):
         _binding("roster.toggle", "toggle_roster", "Roster", priority=True),
         # not in the footer: the status bar shows it next to the reason, while there is one
         _binding("connection.reconnect", "reconnect_now", "Reconnect", show=False),
+        # priority: the input's own Ctrl+K (delete to the end of the line) and F6 give way
+        _binding("rooms.switcher", "switcher", "Rooms", priority=True),
+        _binding("rooms.next", "next_room(1)", "Next room", show=False, priority=True),
+        _binding("rooms.previous", "next_room(-1)", "Previous room", show=False, priority=True),
+        _binding("rooms.next_unread", "next_unread", "Next unread", show=False, priority=True),
+        _binding("sidebar.toggle", "toggle_sidebar", "Sidebar", show=False, priority=True),
     ]
 
     def __init__(
@@ -162,6 +186,8 @@ class ChatApp(App[None]):
         client_factory: Callable[[str, str, str | None], Any] | None = None,
         connect: bool = True,
         keymap: dict[str, str] | None = None,
+        highlight: list[str] | tuple[str, ...] = (),
+        notify_methods: tuple[str, ...] | None = None,
     ) -> None:
         """``serve``: an async factory (``partial(start_server, config)``) for a server
         to host in-process before joining; it must return an object with ``url``
@@ -171,6 +197,9 @@ class ChatApp(App[None]):
         it Messages directly).
 
         ``keymap``: binding id -> key, checked with :func:`~workspace_tui.tui.keys.check_keymap`.
+
+        ``highlight``: words that notify like a mention (``[chat] highlight``). ``notify_methods``:
+        how desktop notifications go out (default: from the environment, see tui/notify.py).
         """
         super().__init__()
         if keymap:
@@ -206,6 +235,18 @@ class ChatApp(App[None]):
         self._told_cannot_remember = False
         self._rate_toast_at = 0.0  # when we last said that sends are paced (once per burst, not per refusal)
         self._unsaved_key: str | None = None  # offered with an invite: saved once the server accepted it
+        self.highlight = [w for w in highlight if isinstance(w, str) and w.strip()][:100]
+        import os
+
+        self.notifier = Notifier(self._write_terminal, methods_for(os.environ) if notify_methods is None else notify_methods)
+        self.rooms = Rooms(username or "")
+        self.current_room = GENERAL
+        self.lists: dict[str, MessageList] = {}
+        self.summaries: dict[str, RoomSummary] = {}  # the server's last word on each room (connected, room:joined)
+        self._switch_on_join: str | None = None  # /join or /create: open the room once the server says we are in
+        self._members_asked: set[str] = set()
+        self.away_reason: str | None = None
+        self.notified: list[tuple[str, str]] = []  # (title, body) of every desktop notification, newest last
 
     def get_driver_class(self) -> Any:
         """Textual's driver; on Linux and macOS one that reads ESC CR (Alt+Enter in tmux) as Alt+Enter."""
@@ -226,21 +267,33 @@ class ChatApp(App[None]):
         self._theme_restored = True
         # Widgets are kept by reference: network messages keep arriving while a
         # modal screen (help, command palette) is on top, where a query would miss.
-        self.message_list = MessageList(self.username or "", id="messages")
+        self.lists[GENERAL] = MessageList(self.username or "", id="messages")
         self.typing_line = TypingLine(id="typing")
         self.chat_input = ChatInput(id="input")
+        self.chat_input.completer = self._complete
         self.roster = Roster(id="roster")
+        self.sidebar = Sidebar(id="sidebar")
+        self.room_title = Static(id="room-title")
         self.status_bar = StatusBar(self.url, id="status")
+        self.conversation = Vertical(id="conversation")
         with Horizontal(id="main"):
-            with Vertical(id="conversation"):
-                yield self.message_list
+            yield self.sidebar
+            with self.conversation:
+                yield self.room_title
+                yield self.lists[GENERAL]
                 yield self.typing_line
                 yield self.chat_input
             yield self.roster
         yield self.status_bar
         yield KeyFooter(id="footer")
 
+    @property
+    def message_list(self) -> MessageList:
+        """The list of the room on screen."""
+        return self.lists[self.current_room]
+
     async def on_mount(self) -> None:
+        self._show_rooms()
         self.chat_input.focus()
         self.status_bar.reconnect_key = self.key_for("connection.reconnect")
         if self._keymap:
@@ -272,7 +325,10 @@ class ChatApp(App[None]):
     async def _join(self, username: str, invite: str | None = None) -> None:
         self.username = username
         self.sub_title = f"{username} @ {self.url}"
-        self.message_list.set_username(username)
+        self.rooms.me = username
+        for ml in self.lists.values():
+            ml.set_username(username)
+        self._load_muted()
         self._restore_input_history()
         if invite is None:
             self._unsaved_key = None
@@ -336,10 +392,11 @@ class ChatApp(App[None]):
     async def _pump(self, client: Any) -> None:
         async for event in client.events():
             if isinstance(event, MessageReceived):
+                item = (event.message, event.own, getattr(event, "room", GENERAL))
                 if self._open_batch is not None:
-                    self._open_batch.append((event.message, event.own))
+                    self._open_batch.append(item)
                     continue
-                self._open_batch = [(event.message, event.own)]
+                self._open_batch = [item]
                 self.post_message(m.ChatMessagesReceived(self._open_batch))
                 continue
             self._open_batch = None  # keep order: later messages go in a new batch
@@ -534,6 +591,13 @@ class ChatApp(App[None]):
             self._told_cannot_remember = True
             self.notify(f"Cannot save {what}: {exc}", severity="warning", timeout=8, markup=False)
 
+    def action_toggle_sidebar(self) -> None:
+        """Show or hide the rooms; the choice then holds at any width (until the app restarts)."""
+        screen = self.sidebar.screen
+        show = not self.sidebar.display
+        screen.set_class(show, "-sidebar-shown")
+        screen.set_class(not show, "-sidebar-hidden")
+
     def action_toggle_roster(self) -> None:
         """Show or hide the roster; the choice then holds at any width (until the app restarts)."""
         screen = self.roster.screen
@@ -578,51 +642,92 @@ class ChatApp(App[None]):
     async def _send_typing(self, is_typing: bool) -> None:
         if self.client is not None:
             try:
-                await self.client.set_typing(is_typing)
+                if self.current_room == GENERAL:
+                    await self.client.set_typing(is_typing)
+                else:
+                    await self.client.set_typing(is_typing, room=self.current_room)
             except Exception as exc:
                 self.log.warning(f"set_typing failed: {exc!r}")
 
     # -- requests from widgets -----------------------------------------------
 
     async def on_send_text(self, message: m.SendText) -> None:
+        from workspace_tui.tui.slash import run_line
+
         await self._stop_typing()
+        await run_line(self, message.text)
+
+    async def send_to_room(self, text: str, room: str | None = None, to: list[str] | None = None) -> None:
+        """Post *text* in *room* (default: the one on screen), or as a DM *to* these names."""
         if self.client is None:
             self.notify("Not joined yet.", severity="warning")
             return
-        await self.client.send(message.text)
+        room = room or self.current_room
+        if to:
+            await self.client.send(text, to=to)
+        elif room == GENERAL:
+            await self.client.send(text)
+        else:
+            await self.client.send(text, room=room)
 
     async def on_load_older(self, message: m.LoadOlder) -> None:
-        if self.client is None or not await self.client.request_history(before=message.before, limit=HISTORY_PAGE):
-            self.message_list.loading_older = False
+        room = message.room
+        if self.client is None or not await self._request_history(message.before, room):
+            self.list_for(room).loading_older = False
+
+    async def _request_history(self, before: str | None, room: str) -> bool:
+        if room == GENERAL:
+            return bool(await self.client.request_history(before=before, limit=HISTORY_PAGE))
+        return bool(await self.client.request_history(before=before, limit=HISTORY_PAGE, room=room))
 
     def on_unseen_changed(self, message: m.UnseenChanged) -> None:
-        self.status_bar.set_unseen(message.count, message.mentions)
+        if message.room == self.current_room:
+            self.status_bar.set_unseen(message.count, message.mentions)
 
     # -- read positions (kept by the server) -----------------------------------
 
     async def on_mark_read(self, message: m.MarkRead) -> None:
-        await self._report_read(message.message_id)
+        if message.room == self.current_room:
+            await self._report_read(message.message_id, room=message.room)
 
     async def on_app_focus(self, event: events.AppFocus) -> None:
         # Back in this window: what is on screen at the bottom has now been seen. (Textual
         # sets app_focus after this handler runs: the event itself says we have the focus.)
         if self.message_list.at_newest() and self.message_list.newest_id is not None:
-            await self._report_read(self.message_list.newest_id, focused=True)
+            await self._report_read(self.message_list.newest_id, focused=True, room=self.current_room)
 
-    async def _report_read(self, message_id: str, focused: bool | None = None) -> None:
+    async def _report_read(self, message_id: str, focused: bool | None = None, room: str = GENERAL) -> None:
         """Seen is read only in the window the user looks at: one with the focus."""
         if focused is None:
             focused = self.app_focus
         if self.client is None or not focused or not hasattr(self.client, "read"):
             return
+        view = self.rooms.views.get(room)
+        if view is not None and (view.unread or view.mentions):
+            view.unread = view.mentions = 0
+            self._show_rooms()
         try:
-            await self.client.read(message_id)
+            if room == GENERAL:
+                await self.client.read(message_id)
+            else:
+                await self.client.read(message_id, room=room)
         except Exception as exc:  # noqa: BLE001 - the position is a nicety; chatting goes on
             self.log.warning(f"read failed: {exc!r}")
 
     def on_read_elsewhere(self, message: m.ReadElsewhere) -> None:
-        if message.room == GENERAL:
-            self.message_list.read_elsewhere(message.message_id)
+        ml = self.lists.get(message.room)
+        if ml is not None:
+            ml.read_elsewhere(message.message_id)
+        view = self.rooms.views.get(message.room)
+        if view is not None and view.unread:
+            # What is still unread there: others' messages after the position we were told of.
+            after = sum(
+                1 for e in (ml._entries if ml is not None else [])
+                if e.message.id > message.message_id and e.message.username != self.username
+            )
+            view.unread = min(view.unread, after)
+            view.mentions = min(view.mentions, after)
+            self._show_rooms()
 
     # -- events from the network ---------------------------------------------
 
@@ -657,6 +762,7 @@ class ChatApp(App[None]):
         self.message_list.set_mark_unverified(checks)
         self.roster.set_auth(message.auth)
         self.roster.reset(message.user_id, message.users)
+        self._rooms_joined(message.rooms, message.resumed)
         general = next((r for r in message.rooms if r.room == GENERAL), None)
         if general is not None:
             if message.resumed:
@@ -672,12 +778,24 @@ class ChatApp(App[None]):
         self._refresh_queued()
 
     def on_history_loaded(self, message: m.HistoryLoaded) -> None:
-        self.message_list.add_history(
-            message.messages,
-            has_more=message.has_more,
-            page=message.reason == "page",
-            live=message.reason == "resume",
-        )
+        target = message.room or GENERAL
+        groups: dict[str, list[Any]] = {target: []} if message.room is not None else {}
+        for i, msg in enumerate(message.messages):
+            room = message.rooms[i] if i < len(message.rooms) else target
+            groups.setdefault(room, []).append(msg)
+        page = message.reason == "page"
+        for room, msgs in groups.items():
+            ml = self.list_for(room)
+            before = ml.message_count
+            ml.add_history(
+                tuple(msgs),
+                has_more=message.has_more if room == target else True,
+                page=page,
+                live=message.reason == "resume",
+            )
+            if message.reason == "resume" and room != self.current_room and ml.message_count > before:
+                fresh = [x for x in msgs if x.username != self.username]
+                self._count_unread(room, fresh)
         if message.gap:
             self.notify("Some messages from while you were away are no longer stored.", severity="warning")
 
@@ -689,31 +807,54 @@ class ChatApp(App[None]):
             self._open_batch = None  # handled: the worker starts a new batch
         self._receive(message.items)
 
-    def _receive(self, items: list[tuple[Any, bool]]) -> None:
+    def _receive(self, items: list[Any]) -> None:
         ring = False
-        for msg, own in items:
-            added = self.message_list.add_messages([msg], live=True)
-            self.typing_line.clear_user(msg.user_id)
-            if added and not own and self.username and msg.username != self.username:
-                if mentions(msg.text, self.username):
-                    self.mention_count += 1
-                    ring = True
+        changed = False
+        for item in items:
+            msg, own = item[0], item[1]
+            room = item[2] if len(item) > 2 else GENERAL
+            known = room in self.rooms.views
+            view = self.rooms.ensure(room)
+            changed = changed or not known
+            added = self.list_for(room).add_messages([msg], live=True)
+            if room == self.current_room:
+                self.typing_line.clear_user(msg.user_id)
+            if not added or own or not self.username or msg.username == self.username:
+                continue
+            if mentions(msg.text, self.username):
+                self.mention_count += 1
+            if room != self.current_room:
+                self._count_unread(room, [msg], redraw=False)
+                changed = True
+            why = why_notify(msg.text, me=self.username, author=msg.username, room=room, is_dm=view.is_dm,
+                             highlights=self.highlight)
+            if why is None or view.muted or (room == self.current_room and self.app_focus):
+                continue
+            ring = True
+            self._desktop_notify(view, msg)
+        if changed:
+            self._show_rooms()
         if ring and self.bell_on_mention:
             self.bell()
         self._refresh_queued()
 
     def on_own_message_pending(self, message: m.OwnMessagePending) -> None:
         entry = message.entry
-        self.message_list.set_pending(entry, entry.error if entry.failed else None)
+        room = getattr(entry, "room", GENERAL)
+        if room not in self.rooms.views:
+            self.rooms.ensure(room)
+            self._show_rooms()
+        self.list_for(room).set_pending(entry, entry.error if entry.failed else None)
         self._refresh_queued()
         self.refresh_bindings()
 
     def on_own_message_acknowledged(self, message: m.OwnMessageAcknowledged) -> None:
-        self.message_list.acknowledge(message.client_msg_id, message.message)
+        ml = next((ml for ml in self.lists.values() if message.client_msg_id in ml._pending), self.message_list)
+        ml.acknowledge(message.client_msg_id, message.message)
         self._refresh_queued()
 
     def on_own_message_failed(self, message: m.OwnMessageFailed) -> None:
-        self.message_list.set_pending(message.entry, message.reason or message.code)
+        self.list_for(getattr(message.entry, "room", GENERAL)).set_pending(message.entry, message.reason or message.code)
         self.notify(f"Message not sent: {safe(message.reason)}", severity="error", timeout=6, markup=False)
         self._refresh_queued()
         self.refresh_bindings()
@@ -735,7 +876,11 @@ class ChatApp(App[None]):
             self.typing_line.clear_user(message.user_id)
 
     def on_typing_updated(self, message: m.TypingUpdated) -> None:
-        if message.user_id != self.user_id:
+        if message.user_id != self.user_id and self.current_room == GENERAL:
+            self.typing_line.set_typing(message.user_id, message.username, message.is_typing)
+
+    def on_typing_in_room_updated(self, message: m.TypingInRoomUpdated) -> None:
+        if message.user_id != self.user_id and message.room == self.current_room:
             self.typing_line.set_typing(message.user_id, message.username, message.is_typing)
 
     def on_server_error_received(self, message: m.ServerErrorReceived) -> None:
@@ -766,3 +911,216 @@ class ChatApp(App[None]):
                 self.status_bar.set_queued(int(self.client.queued))
             except Exception:
                 pass
+
+    # -- rooms -------------------------------------------------------------------
+    # The pieces: tui/rooms.py (what the sidebar lists), tui/slash.py (the commands),
+    # tui/notify.py (desktop notifications), widgets/sidebar.py, screens/switcher.py.
+
+    def list_for(self, room: str) -> MessageList:
+        """The message list of *room*, made (hidden) on first use."""
+        ml = self.lists.get(room)
+        if ml is None:
+            ml = MessageList(self.username or "")
+            ml.room = room
+            ml.failed_hint = self.lists[GENERAL].failed_hint
+            ml.set_mark_unverified(self.lists[GENERAL].mark_unverified)
+            ml.display = False
+            self.lists[room] = ml
+            self.conversation.mount(ml, before=self.typing_line)
+            summary = self.summaries.get(room)
+            if summary is not None:
+                ml.set_read_position(summary.last_read, summary.unread, summary.mentions)
+        return ml
+
+    def _rooms_joined(self, summaries: tuple[RoomSummary, ...], resumed: bool) -> None:
+        """``connected.rooms``: the sidebar starts over from the server's list."""
+        if not summaries:
+            return  # a server without rooms: general only, as before
+        self.summaries = {r.room: r for r in summaries}
+        self.rooms.reset(summaries)
+        for summary in summaries:
+            ml = self.lists.get(summary.room)
+            if ml is not None and summary.room != GENERAL:
+                if resumed and summary.last_read is not None:
+                    ml.read_elsewhere(summary.last_read)
+                elif not resumed:
+                    ml.set_read_position(summary.last_read, summary.unread, summary.mentions)
+        view = self.rooms.views.get(self.current_room)
+        if view is not None and self.current_room != GENERAL:
+            view.unread = view.mentions = 0  # on screen: the list's own marker says what is new
+        if self.current_room not in self.rooms.views:
+            self.switch_room(GENERAL)
+        self._show_rooms()
+
+    def _count_unread(self, room: str, msgs: list[Any], redraw: bool = True) -> None:
+        view = self.rooms.ensure(room)
+        for msg in msgs:
+            view.unread += 1
+            if self.username and mentions(msg.text, self.username):
+                view.mentions += 1
+        if redraw:
+            self._show_rooms()
+
+    def _show_rooms(self) -> None:
+        ordered = self.rooms.ordered()
+        self.sidebar.show(ordered, self.current_room)
+        self.sidebar.screen.set_class(len(ordered) < 2, "-one-room")
+        view = self.rooms.views.get(self.current_room)
+        title = Text(no_wrap=True, overflow="ellipsis")
+        if view is not None:
+            title.append(("@ " if view.is_dm else "#") + safe(view.label if view.is_dm else view.room), "bold")
+            if view.topic:
+                title.append("  " + safe(view.topic).replace("\n", " "), "dim")
+            if view.muted:
+                title.append("  (muted)", "dim italic")
+        self.room_title.update(title)
+
+    def switch_room(self, room: str) -> None:
+        """Show *room*: its messages, its members, its typing; ask for its history the first time."""
+        if room == self.current_room and room in self.lists:
+            return
+        self.rooms.ensure(room)
+        old = self.lists.get(self.current_room)
+        new = self.list_for(room)
+        if old is not None and old is not new:
+            old.display = False
+        new.display = True
+        self.current_room = room
+        view = self.rooms.views[room]
+        if view.unread or view.mentions:
+            # Start where reading stopped, the way a join does in general.
+            summary = self.summaries.get(room)
+            if new.message_count == 0 or summary is None:
+                new.set_read_position(new.newest_id if new.message_count else None, view.unread, view.mentions)
+        self.typing_line.clear()
+        self.roster.show_room(room)
+        self.status_bar.set_unseen(new.unseen, new.unseen_mentions)
+        self._show_rooms()
+        self.refresh_bindings()
+        if self.client is not None and getattr(self.client, "connected", False):
+            self.run_worker(self._first_visit(room), group="rooms")
+
+    async def _first_visit(self, room: str) -> None:
+        ml = self.lists[room]
+        if room != GENERAL and ml.message_count == 0 and not ml.loading_older:
+            ml.loading_older = True
+            if not await self._request_history(None, room):
+                ml.loading_older = False
+        if room != GENERAL and room not in self._members_asked and hasattr(self.client, "request_members"):
+            self._members_asked.add(room)
+            await self.client.request_members(room)
+
+    def action_next_room(self, step: int) -> None:
+        self.switch_room(self.rooms.step(self.current_room, step))
+
+    def action_next_unread(self) -> None:
+        room = self.rooms.next_unread(self.current_room)
+        if room is None:
+            self.notify("No unread messages in other rooms.", timeout=3)
+        else:
+            self.switch_room(room)
+
+    def action_switcher(self) -> None:
+        from workspace_tui.tui.screens.switcher import SwitcherScreen
+
+        if isinstance(self.screen, SwitcherScreen):
+            return
+
+        def chosen(room: str | None) -> None:
+            if room:
+                self.switch_room(room)
+
+        self.push_screen(SwitcherScreen(self.rooms.ordered(), self.current_room), chosen)
+
+    def on_sidebar_room_clicked(self, message: Sidebar.RoomClicked) -> None:
+        self.switch_room(message.room)
+
+    def on_room_event_received(self, message: m.RoomEventReceived) -> None:
+        event = message.event
+        if isinstance(event, RoomJoined):
+            summary = event.room
+            self.summaries[summary.room] = summary
+            self.rooms.add(summary)
+            if summary.room in self._members_asked:
+                self._members_asked.discard(summary.room)  # members changed while we were out
+            if self._switch_on_join == summary.room:
+                self._switch_on_join = None
+                self.switch_room(summary.room)
+            self._show_rooms()
+        elif isinstance(event, RoomLeft):
+            self.rooms.remove(event.room)
+            self.roster.forget_room(event.room)
+            self._members_asked.discard(event.room)
+            if self.current_room == event.room:
+                self.switch_room(GENERAL)
+            ml = self.lists.pop(event.room, None)
+            if ml is not None:
+                ml.remove()
+            self._show_rooms()
+        elif isinstance(event, RoomUpdated):
+            view = self.rooms.views.get(event.room)
+            if view is not None:
+                view.topic = event.topic
+                self._show_rooms()
+        elif isinstance(event, RoomMemberChanged):
+            from workspace_tui.protocol import user_id_for
+
+            self.roster.room_member(event.room, user_id_for(event.username), event.username, event.joined)
+        elif isinstance(event, RoomInvited):
+            self.notify(f"{safe(event.by)} invited you to #{safe(event.room)}: /join {safe(event.room)}",
+                        timeout=15, markup=False)
+        elif isinstance(event, RoomsListed):
+            lines = [
+                f"#{safe(r.room)} ({r.members}){' ✓' if r.joined else ''}{'  ' + safe(r.topic) if r.topic else ''}"
+                for r in event.rooms if r.kind != "dm"
+            ]
+            self.notify("\n".join(lines[:30]) or "No rooms.", title="Rooms (✓: you are in)", timeout=15, markup=False)
+        elif isinstance(event, RoomMembersListed):
+            entries = [(mb.user_id or mb.username.lower(), mb.username, mb.status, mb.verified) for mb in event.members]
+            self.roster.set_room_members(event.room, entries)
+            if event.next is not None and self.client is not None and len(self.roster.by_room.get(event.room, {})) < 1000:
+                self.run_worker(self.client.request_members(event.room, after=event.next), group="rooms")
+
+    # -- notifications -------------------------------------------------------------
+
+    def _write_terminal(self, data: str) -> None:
+        driver = self._driver
+        if driver is not None:
+            driver.write(data)
+            driver.flush()
+
+    def _desktop_notify(self, view: Any, msg: Any) -> None:
+        from workspace_tui.tui.commands import action_text
+
+        action = action_text(msg.text)
+        body = f"* {msg.username} {action}" if action is not None else msg.text
+        title = msg.username if view.is_dm else f"{msg.username} in #{view.room}"
+        self.notified.append((title, body))
+        del self.notified[:-50]
+        self.notifier.notify(f"workspace: {title}", body)
+
+    def _account(self) -> str:
+        return f"{self.url.split('?', 1)[0]} {self.username or ''}"
+
+    def _load_muted(self) -> None:
+        self.rooms.muted = remembered.load_muted(self._account())
+        for room, view in self.rooms.views.items():
+            view.muted = room in self.rooms.muted
+
+    def set_muted(self, room: str, muted: bool) -> None:
+        self.rooms.set_muted(room, muted)
+        self._show_rooms()
+        try:
+            remembered.save_muted(self._account(), self.rooms.muted)
+        except OSError as exc:
+            self._cannot_remember("muted rooms", exc)
+
+    # -- completion ------------------------------------------------------------------
+
+    def _complete(self, text: str, cursor: int) -> Any:
+        from workspace_tui.tui.completion import complete
+
+        names = sorted({mb.username for members in self.roster.by_room.values() for mb in members.values()})
+        names = [n for n in names if n != self.username]
+        rooms = [v.room for v in self.rooms.ordered() if not v.is_dm]
+        return complete(text, cursor, names, rooms)

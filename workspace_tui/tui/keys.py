@@ -31,6 +31,11 @@ KEY_IDS: dict[str, tuple[str, str]] = {
     "messages.bottom": ("ctrl+end", "Jump to the latest message"),
     "roster.toggle": ("f7", "Show or hide who is here (starts hidden below 100 columns)"),
     "connection.reconnect": ("ctrl+r", "Reconnect now, without waiting for the next attempt"),
+    "rooms.switcher": ("ctrl+k", "Go to a room or a direct message: type a few letters"),
+    "rooms.next": ("alt+down,ctrl+pagedown", "Next room in the sidebar"),
+    "rooms.previous": ("alt+up,ctrl+pageup", "Previous room in the sidebar"),
+    "rooms.next_unread": ("alt+shift+down,ctrl+n", "Next room with unread messages (mentions first)"),
+    "sidebar.toggle": ("ctrl+g", "Show or hide the rooms (starts hidden below 100 columns)"),
 }
 
 # Keys the message input needs for typing and moving: a remapped binding may not take them.

@@ -8,11 +8,12 @@ user asks for something. Widgets never touch the client or a socket.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
 from workspace_tui.client.events import ConnectionState, OutboxEntry, RoomSummary
-from workspace_tui.protocol import ChatMessage, Limits, RosterEntry
+from workspace_tui.protocol import GENERAL, ChatMessage, Limits, RosterEntry
 
 # -- from the network (past tense) ---------------------------------------------
 
@@ -54,6 +55,8 @@ class HistoryLoaded(Message):
     reason: str
     has_more: bool
     gap: bool = False
+    room: str | None = GENERAL  # None: a resume across rooms (see ``rooms``)
+    rooms: tuple[str, ...] = ()  # each message's room (empty: all in ``room``)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ChatMessageReceived(Message):
 
     message: ChatMessage
     own: bool = False
+    room: str = GENERAL
 
 
 @dataclass
@@ -72,7 +76,7 @@ class ChatMessagesReceived(Message):
     so a burst of 1,000 costs one trip through the queue, not 1,000.
     """
 
-    items: list[tuple[ChatMessage, bool]]  # (message, own)
+    items: list[tuple[ChatMessage, bool] | tuple[ChatMessage, bool, str]]  # (message, own[, room])
 
 
 @dataclass
@@ -166,6 +170,7 @@ class LoadOlder(Message):
     """The message list reached its top: fetch the page before ``before``."""
 
     before: str | None
+    room: str = GENERAL
 
 
 @dataclass
@@ -174,6 +179,7 @@ class UnseenChanged(Message):
 
     count: int
     mentions: int = 0  # of them, those that name us
+    room: str = GENERAL  # the list that counts them
 
 
 @dataclass
@@ -181,3 +187,24 @@ class MarkRead(Message):
     """The newest message is in view at the bottom: it is read, if the window has the focus."""
 
     message_id: str
+    room: str = GENERAL
+
+
+# -- rooms -------------------------------------------------------------------
+
+
+@dataclass
+class RoomEventReceived(Message):
+    """A room event from the client (joined, left, topic, member, invited, listed, members)."""
+
+    event: Any
+
+
+@dataclass
+class TypingInRoomUpdated(Message):
+    """Someone started or stopped typing in a room other than general."""
+
+    user_id: str
+    username: str
+    is_typing: bool
+    room: str

@@ -96,3 +96,29 @@ def remember_sent(path: Path, text: str) -> list[str]:
     del entries[:-HISTORY_MAX]
     _write(path, {"sent": entries})
     return entries
+
+
+# -- muted rooms -------------------------------------------------------------
+
+MUTED_MAX = 1000  # rooms remembered as muted, per server and user
+
+
+def load_muted(account: str, path: Path | None = None) -> set[str]:
+    """The rooms muted for *account* (server URL and username), or an empty set."""
+    data = _read(path or chat_settings_path())
+    muted = data.get("muted") if isinstance(data, dict) else None
+    rooms = muted.get(account) if isinstance(muted, dict) else None
+    if not isinstance(rooms, list):
+        return set()
+    return {r for r in rooms[:MUTED_MAX] if isinstance(r, str) and 0 < len(r) <= 100}
+
+
+def save_muted(account: str, rooms: set[str], path: Path | None = None) -> None:
+    """Remember *rooms* as muted for *account*, keeping every other setting. Raises ``OSError``."""
+    path = path or chat_settings_path()
+    data = _read(path)
+    settings = data if isinstance(data, dict) else {}
+    muted = settings.get("muted") if isinstance(settings.get("muted"), dict) else {}
+    muted[account] = sorted(rooms)[:MUTED_MAX]
+    settings["muted"] = muted
+    _write(path, settings)

@@ -5,10 +5,14 @@ Enter. Alt+Enter arrives as ESC CR from tmux and many terminals; the app's
 driver (:mod:`workspace_tui.tui.driver`) reads that as Alt+Enter too. Up on the
 first line and Down on the last line walk through what you sent before; pasted
 text (bracketed paste) is inserted as is, newlines included, and what is sent
-is :func:`trimmed`. Tab keeps the focus here; ``?`` is just a character.
+is :func:`trimmed`. Tab completes names, ``#rooms`` and ``/commands`` (again: the
+next candidate) and otherwise keeps the focus here; ``?`` is just a character.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from textual import events
 from textual.widgets import TextArea
@@ -45,6 +49,40 @@ class ChatInput(TextArea):
         self.sent: list[str] = []
         self._recall: int | None = None  # index into self.sent while browsing
         self._draft = ""
+        # (text, cursor offset) -> Completion or None; the app gives it the names and rooms it knows.
+        self.completer: Callable[[str, int], Any] | None = None
+        self._completion: Any = None  # the last Tab's completion, while Tab is pressed again
+        self._completion_start = 0
+
+    def _offset(self) -> int:
+        row, col = self.cursor_location
+        lines = self.text.split("\n")
+        return sum(len(line) + 1 for line in lines[:row]) + col
+
+    def _location(self, offset: int) -> tuple[int, int]:
+        before = self.text[:offset].split("\n")
+        return (len(before) - 1, len(before[-1]))
+
+    def complete(self) -> bool:
+        """Tab: complete the word before the cursor; Tab again: the next candidate."""
+        if self.completer is None:
+            return False
+        from workspace_tui.tui.completion import cycle
+
+        text, cursor = self.text, self._offset()
+        last = self._completion
+        if last is not None and last.text == text and last.cursor == cursor and len(last.candidates) > 1:
+            done = cycle(text, self._completion_start, cursor, last)
+        else:
+            done = self.completer(text, cursor)
+            if done is None:
+                self._completion = None
+                return False
+            self._completion_start = done.cursor - len(done.candidates[done.index])
+        self._completion = done
+        self.load_text(done.text)
+        self.move_cursor(self._location(done.cursor))
+        return True
 
     def submit(self) -> None:
         text = trimmed(self.text)
@@ -110,6 +148,10 @@ class ChatInput(TextArea):
                 event.stop()
                 event.prevent_default()
                 return
+        if key == "tab" and self.complete():
+            event.stop()
+            event.prevent_default()
+            return
         if key in ("tab", "shift+tab"):
             # Focus stays here: what is typed next must not go to another widget (name completion may use Tab later).
             event.stop()

@@ -40,6 +40,7 @@ from workspace_tui.client.events import OutboxEntry, is_verified
 from workspace_tui.protocol import ChatMessage
 from workspace_tui.tui.format import date_label, links, local_time, mentions, safe, safe_name, user_colour
 from workspace_tui.tui.messages import LoadOlder, MarkRead, UnseenChanged
+from workspace_tui.tui.commands import action_text
 
 NICK_WIDTH = 12
 UNVERIFIED_MARK = "?"  # after a name its author did not prove (see the roster's legend)
@@ -158,6 +159,7 @@ class _Entry:
     day: int  # proleptic ordinal of the local date
     name: str
     lines: list[str]  # sanitized text split on newlines
+    action: bool = False  # a /me message: its text is the action
     heights: dict[int, int] = field(default_factory=dict)  # width -> rendered lines
 
 
@@ -202,6 +204,7 @@ class MessageList(ScrollView, can_focus=True):
     def __init__(self, username: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.username = username
+        self.room = "general"  # the room (or dm: id) this list shows; its messages to the app say so
         self.mark_unverified = False  # the server checks names: mark those not proved
         self.has_more = False
         self.loading_older = False
@@ -276,7 +279,7 @@ class MessageList(ScrollView, can_focus=True):
         self._schedule()
         if unread != self.unseen or mentions != self.unseen_mentions:
             self.unseen, self.unseen_mentions = unread, mentions
-            self.post_message(UnseenChanged(unread, mentions))
+            self.post_message(UnseenChanged(unread, mentions, self.room))
 
     def read_elsewhere(self, message_id: str) -> None:
         """Another window or device of ours read up to *message_id*: the marker moves past it."""
@@ -294,7 +297,7 @@ class MessageList(ScrollView, can_focus=True):
             if after < self.unseen:
                 self.unseen = after
                 self.unseen_mentions = min(self.unseen_mentions, after)
-                self.post_message(UnseenChanged(self.unseen, self.unseen_mentions))
+                self.post_message(UnseenChanged(self.unseen, self.unseen_mentions, self.room))
 
     def has_message(self, message_id: str) -> bool:
         return message_id in self._ids
@@ -329,7 +332,7 @@ class MessageList(ScrollView, can_focus=True):
         if added:
             self._schedule()
             if live and not self._stick:
-                self.post_message(UnseenChanged(self.unseen, self.unseen_mentions))
+                self.post_message(UnseenChanged(self.unseen, self.unseen_mentions, self.room))
         return added
 
     def add_history(
@@ -440,7 +443,9 @@ class MessageList(ScrollView, can_focus=True):
 
     def _make_entry(self, message: ChatMessage) -> _Entry:
         when = local_time(message.created_at)
-        return _Entry(message, when, when.toordinal(), safe_name(message.username), safe(message.text).split("\n"))
+        action = action_text(message.text)  # "/me waves": shown as "alice * waves"
+        text = message.text if action is None else action
+        return _Entry(message, when, when.toordinal(), safe_name(message.username), safe(text).split("\n"), action is not None)
 
     def _append_row(self, row: _Row) -> None:
         if self._dirty_full:
@@ -644,16 +649,16 @@ class MessageList(ScrollView, can_focus=True):
             self.loading_older = True
             self._dirty_full = True
             self._schedule()
-            self.post_message(LoadOlder(self.oldest_id))
+            self.post_message(LoadOlder(self.oldest_id, self.room))
 
     def _reached_bottom(self) -> None:
         if self.unseen or self.unseen_mentions:
             self.unseen = self.unseen_mentions = 0
-            self.post_message(UnseenChanged(0))
+            self.post_message(UnseenChanged(0, 0, self.room))
         newest = self.newest_id
         if newest is not None and newest != self._read_posted:
             self._read_posted = newest
-            self.post_message(MarkRead(newest))
+            self.post_message(MarkRead(newest, self.room))
 
     # -- rendering ---------------------------------------------------------
 
@@ -705,8 +710,10 @@ class MessageList(ScrollView, can_focus=True):
             entry = row.entry
             name, when, lines = entry.name, entry.when, entry.lines
             text_style = base
-            bar = "│"
+            bar = "*" if entry.action else "│"
             bar_style = time_style
+            if entry.action:
+                text_style = base + Style(italic=True)
             mine = entry.message.username == self.username
             unproved = self.mark_unverified and not is_verified(entry.message)
         else:

@@ -7,6 +7,9 @@ header says how many are here (not offline) and splits them by status:
 
 On a server that checks names (``--auth claim`` or ``invite``), a user who did not
 prove theirs is in italics with a dim ``?``, and a last line says what that means.
+
+With rooms it shows the current room's members (:meth:`Roster.show_room`): for general
+everyone online, as before; for another room its members, those offline included.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class Roster(Static):
         self.members: dict[str, _Member] = {}
         self.stale = False  # disconnected: showing the last known roster
         self.auth: str | None = None  # the server's --auth mode, once joined
+        self.room = "general"
+        self.by_room: dict[str, dict[str, _Member]] = {"general": self.members}
 
     def set_auth(self, auth: str | None) -> None:
         """The server's mode: names are marked only where the server checks them."""
@@ -70,18 +75,58 @@ class Roster(Static):
     def reset(self, me: str, users: tuple[RosterEntry, ...]) -> None:
         """A fresh roster from a ``connected`` frame."""
         self.me = me
-        self.members = {
-            u.user_id: _Member(u.user_id, u.username, u.status, u.connections, is_verified(u)) for u in users
-        }
+        general = {u.user_id: _Member(u.user_id, u.username, u.status, u.connections, is_verified(u)) for u in users}
+        self.by_room["general"] = general
+        if self.room == "general":
+            self.members = general
         self._redraw()
+
+    def show_room(self, room: str) -> None:
+        """Show *room*'s members (none known yet: an empty list until :meth:`set_room_members`)."""
+        self.room = room
+        self.members = self.by_room.setdefault(room, {})
+        self._redraw()
+
+    def set_room_members(self, room: str, entries: list[tuple[str, str, str, bool]], replace: bool = False) -> None:
+        """Members of *room* from ``room:members``: (user id, name, status, verified) each; a page adds to the last."""
+        online = self.by_room.get("general", {})
+        members = {} if replace else self.by_room.get(room, {})
+        for user_id, name, status, verified in entries:
+            known = online.get(user_id)  # presence we follow live wins over the page's snapshot
+            members[user_id] = _Member(user_id, name, known.status if known else status, 1, verified)
+        self.by_room[room] = members
+        if self.room == room:
+            self.members = members
+            self._redraw()
+
+    def room_member(self, room: str, user_id: str, username: str, joined: bool) -> None:
+        """*username* joined or left *room* (``room:member``)."""
+        members = self.by_room.get(room)
+        if members is None:
+            return  # not paged yet: the first page will have them
+        if joined:
+            known = self.by_room.get("general", {}).get(user_id)
+            members[user_id] = _Member(user_id, username, known.status if known else "offline")
+        else:
+            members.pop(user_id, None)
+        if self.room == room:
+            self._redraw()
+
+    def forget_room(self, room: str) -> None:
+        if room != "general":
+            self.by_room.pop(room, None)
 
     def update_user(
         self, user_id: str, username: str, status: str, connections: int | None = None, verified: bool | None = None
     ) -> None:
         """``verified``: from a presence frame (missing there is ``False``); ``None`` keeps what we know."""
-        member = self.members.get(user_id)
+        for room, members in self.by_room.items():
+            if room != "general" and user_id in members:
+                members[user_id].status = status  # members of a room stay listed when they go offline
+        online = self.by_room["general"]
+        member = online.get(user_id)
         if member is None:
-            member = self.members[user_id] = _Member(user_id, username, status, connections or 1)
+            member = online[user_id] = _Member(user_id, username, status, connections or 1)
         member.username, member.status = username, status
         if verified is not None:
             member.verified = verified
@@ -90,7 +135,7 @@ class Roster(Static):
         if status == "offline" and (connections == 0 or connections is None) and user_id != self.me:
             # Gone: a user who left has no connections; keep only those who chose "offline".
             if connections == 0:
-                del self.members[user_id]
+                del online[user_id]
         self._redraw()
 
     def set_stale(self, stale: bool) -> None:
