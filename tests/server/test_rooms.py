@@ -152,3 +152,25 @@ async def test_a_document_only_client_sees_general_only(server_factory):
     assert (await plain.expect("error"))["code"] == "not_allowed"
     for c in (alice, bob, plain):
         await c.close()
+
+
+async def test_connected_lists_a_bounded_roster_and_the_rest_is_paged(server_factory):
+    server = await server_factory()
+    server.core.presence.ROSTER_CAP = 3  # (200 by default; the same code path with fewer users)
+    people = [await join(server, f"user{i}") for i in range(5)]
+    late = await join(server, "late")
+    assert late.connected["usersComplete"] is False and len(late.connected["users"]) == 3
+    assert late.connected["connectedUsers"] == 6
+    names, after = [], ""
+    while after is not None:
+        await late.send({"type": "room:members", "room": "general", "after": after, "limit": 2})
+        page = await late.expect("room:members")
+        names += [m["username"] for m in page["members"]]
+        assert all(m["status"] == "online" for m in page["members"])
+        after = page["next"]
+    assert names == sorted(["late", *(f"user{i}" for i in range(5))])
+    small = await server_factory(db_path=server.config.db_path.with_name("small.sqlite3"))
+    one = await join(small, "one")
+    assert "usersComplete" not in one.connected
+    for c in (*people, late, one):
+        await c.close()

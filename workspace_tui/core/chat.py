@@ -408,7 +408,10 @@ class ChatCore:
         tail = b',"lastMessageId":' + (b'"' + last.encode() + b'"' if last else b"null") + b"}"
         if self._limits is None or self._limits[0] is not self.rules:
             self._limits = (self.rules, b'],"limits":' + encode(self.rules.limits.to_wire()))
-        return [head[:-1] + b',"users":[', *self.presence.roster_parts(), self._limits[1] + tail]
+        presence = self.presence
+        if presence.roster_complete():
+            return [head[:-1] + b',"users":[', *presence.roster_parts(), self._limits[1] + tail]
+        return [head[:-1] + b',"usersComplete":false,"users":[', *presence.roster_head(), self._limits[1] + tail]
 
     def gone(self, conn: Conn) -> None:
         """*conn*'s TCP connection is gone, however it ended."""
@@ -837,6 +840,13 @@ class ChatCore:
             self._not_allowed(conn, frame_type)
             return
         if req.op in ("leave", "topic", "invite", "members") and not self._in_room(conn, req.room, frame_type):
+            return
+        if req.op == "members" and req.room == GENERAL:  # everyone: the roster, paged from presence
+            page, after = self.presence.visible_page(req.username, req.limit)
+            members = [{"username": n, "userId": uid, "status": st, **({"verified": True} if v else {})}
+                       for n, uid, st, v in page]
+            self.out.append(Deliver(conn, encode({"type": "room:members", "room": GENERAL, "members": members,
+                                                  "next": after})))
             return
         if req.op == "leave" and (req.room == GENERAL or is_dm(req.room)):
             self._reject(conn, error_frame(ERR_NOT_ALLOWED, f"{req.room} cannot be left", frame_type=frame_type))
