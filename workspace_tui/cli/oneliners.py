@@ -232,6 +232,7 @@ async def _send(
         ChatClient,
         ConnectionState,
         ErrorReceived,
+        FrameReceived,
         Joined,
         MessageAcknowledged,
         MessageFailed,
@@ -251,6 +252,7 @@ async def _send(
     stopped: StateChanged | None = None
     told_retrying = False
     refusal: str | None = None  # the server's last word on one of ours that it will take later
+    unverified: dict[str, None] = {}  # recipients of ours the server says have not proved their name
     progress = _Progress(len(ours))
     loop = asyncio.get_running_loop()
     # --timeout bounds the wait for the server and for each next acknowledgement, not the
@@ -277,6 +279,11 @@ async def _send(
                 if event.client_msg_id in ours:
                     deadline = loop.time() + timeout
                     progress.tick(len([c for c in ours if c in acked]))
+            elif isinstance(event, FrameReceived) and event.frame.get("type") == "message:new":
+                data = event.frame.get("data")
+                names = data.get("unverifiedRecipients") if isinstance(data, dict) else None
+                if isinstance(names, list) and data.get("clientMsgId") in ours:
+                    unverified.update((n, None) for n in names[:8] if isinstance(n, str))
             elif isinstance(event, ErrorReceived) and event.client_msg_id in waiting:
                 refusal = f"{event.message} ({event.code})"
             elif isinstance(event, MessageFailed):
@@ -322,6 +329,10 @@ async def _send(
             if cmid in acked:
                 m = acked[cmid]
                 click.echo(json.dumps({**_inert(m.to_wire()), "room": _room_of(m)}, ensure_ascii=False))
+    if unverified:
+        names = ", ".join(sanitize_text(n) for n in unverified)
+        _err(f"workspace send: {names} {'has' if len(unverified) == 1 else 'have'} not proved the name"
+             " (unverified): whoever uses it now can read this")
     for cmid, reason in failed.items():
         which = "your message" if cmid in ours else "an earlier queued message"
         _err(f"workspace send: {which} was rejected: {sanitize_text(reason)}")

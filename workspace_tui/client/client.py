@@ -617,6 +617,10 @@ class ChatClient:
                     if isinstance(obj, dict) and isinstance(obj.get("type"), str):
                         self._emit(FrameReceived(obj))  # rooms: the consumer reads them
                         continue
+                if isinstance(frame, p.MessageNew) and isinstance(raw, str) and "unverifiedRecipients" in raw:
+                    obj = _raw_object(raw)  # the sender's echo of a direct message: fields ChatMessage drops
+                    if isinstance(obj, dict):
+                        self._emit(FrameReceived(obj))
                 self._on_frame(frame)
         except ConnectionClosed:
             pass
