@@ -15,10 +15,11 @@ def test_what_the_user_types_becomes_a_room_id():
     assert parse_room("@Bob", "Alice") == "dm:alice,bob"
     assert parse_room("@carol,bob", "alice") == "dm:alice,bob,carol"
     assert parse_room("dm:bob,alice", "alice") == "dm:alice,bob"
+    assert parse_room("dm:alice,bob", "carol") == "dm:alice,bob"  # not carol's: the server refuses it
     assert dm_room("zed", ["bob", "@amy"]) == "dm:amy,bob,zed"
 
 
-@pytest.mark.parametrize("bad", ["Dev", "#", "-dev", "a" * 33, "dev ops", "@", "@alice", "@bad name"])
+@pytest.mark.parametrize("bad", ["Dev", "#", "-dev", "a" * 33, "dev ops", "@", "@alice", "@bad name", "dm:alice"])
 def test_what_is_not_a_room_says_why(bad):
     with pytest.raises(RoomNameError):
         parse_room(bad, "alice")

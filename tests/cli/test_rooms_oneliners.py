@@ -86,19 +86,23 @@ async def test_tail_last_of_a_room_and_rooms_with_counts(tmp_path):
         r = await cli("send", *base(server, "bob"), "--to", "alice", "psst")
         assert r.returncode == 0, r.stderr
 
-        r = await cli("tail", *base(server, "alice"), "--room", "dev", "--last", "2", "--json", "--timeout", "5",
-                      "--count", "1", timeout=10)
-        # --last prints what is there; --count waits for one new message: none comes, so it times out
-        assert [json.loads(line)["text"] for line in r.stdout.splitlines()][:2] == ["two @alice", "three"]
+        follow = asyncio.create_task(cli("tail", *base(server, "alice"), "--room", "dev", "--last", "2", "--json",
+                                         "--count", "1"))
+        await asyncio.sleep(1.5)  # connected: what comes now is new (--count counts only that)
+        r = await cli("send", *base(server, "bob"), "--room", "dev", "four")
+        assert r.returncode == 0, r.stderr
+        r = await asyncio.wait_for(follow, 30)
+        assert r.returncode == 0, r.stderr
+        assert [json.loads(line)["text"] for line in r.stdout.splitlines()] == ["two @alice", "three", "four"]
 
         r = await cli("rooms", *base(server, "alice"), "--json")
         assert r.returncode == 0, r.stderr
         rows = {row["room"]: row for row in map(json.loads, r.stdout.splitlines())}
         assert list(rows) == ["general", "dev", "dm:alice,bob"]
-        assert (rows["dev"]["unread"], rows["dev"]["mentions"], rows["dev"]["kind"]) == (3, 1, "public")
+        assert (rows["dev"]["unread"], rows["dev"]["mentions"], rows["dev"]["kind"]) == (4, 1, "public")
         assert rows["dm:alice,bob"]["with"] == ["bob"] and rows["dm:alice,bob"]["unread"] == 1
         r = await cli("rooms", *base(server, "alice"))
-        assert r.stdout.splitlines()[1].startswith("#dev  3 unread  1 mention"), r.stdout
+        assert r.stdout.splitlines()[1].startswith("#dev  4 unread  1 mention"), r.stdout
 
         r = await cli("rooms", *base(server, "carol"))
         assert [line.split("  ")[0] for line in r.stdout.splitlines()] == ["#general"]
@@ -169,4 +173,27 @@ async def test_rooms_unreachable_and_refused(tmp_path):
         r = await cli("rooms", *base(server, "ann"), "--token", "wrong")
         assert r.returncode == 4 and "401" in r.stderr, r.stderr
     finally:
+        await server.close()
+
+
+async def test_send_to_says_which_recipients_have_not_proved_their_name(tmp_path):
+    server = await start(tmp_path)
+    bob = None
+    try:
+        bob = await member(server, "bob", tmp_path)  # his key claims the name
+        r = await cli("send", *base(server, "alice"), "--to", "bob", "--json", "hi bob")
+        assert (r.returncode, r.stderr) == (0, ""), r.stderr
+        assert json.loads(r.stdout)["room"] == "dm:alice,bob"
+        r = await cli("send", *base(server, "alice"), "--to", "bob", "--to", "ghost", "hi both")
+        assert r.returncode == 0, r.stderr
+        assert "ghost has not proved the name" in r.stderr and "bob" not in r.stderr, r.stderr
+        got = await bob.wait_event(MessageReceived, lambda e: e.message.text == "hi both")
+        assert got.message.room == "dm:alice,bob,ghost"
+        r = await cli("send", *base(server, "alice"), "--to", "alice", "me")
+        assert r.returncode == 2 and "yourself" in r.stderr
+        r = await cli("send", *base(server, "alice"), *[f"--to=u{i}" for i in range(8)], "crowd")
+        assert r.returncode == 2 and "at most 7" in r.stderr
+    finally:
+        if bob is not None:
+            await bob.client.close()
         await server.close()

@@ -444,6 +444,7 @@ async def _tail(
 ) -> int:
     import asyncio
 
+    from workspace_tui.cli.roomnames import room_label
     from workspace_tui.cli.rooms import Refused, check_member
     from workspace_tui.client import (
         ChatClient,
@@ -541,11 +542,13 @@ async def _tail(
                     if event.connections > 1:
                         readable += f" ({event.connections} connections)"
                 out.event("presence:update", data, readable)
-            elif with_events and isinstance(event, TypingChanged):
+            elif with_events and isinstance(event, TypingChanged) and shown(event):
+                where = _room_of(event)
                 out.event(
                     "typing:indicator",
-                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing},
-                    f"{event.username} {'is typing' if event.is_typing else 'stopped typing'}",
+                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing, "room": where},
+                    f"{event.username} {'is typing' if event.is_typing else 'stopped typing'}"
+                    + (f" in {room_label(where, user)}" if every_room else ""),
                 )
     finally:
         await client.close()

@@ -41,8 +41,11 @@ def parse_room(value: str, me: str) -> str:
     value = value.strip()
     if value.startswith("@"):
         return dm_room(me, [n for n in value[1:].split(",") if n])
-    if value.startswith(DM_PREFIX):
-        return dm_room(me, [n for n in value[len(DM_PREFIX):].split(",") if n and n.lower() != me.lower()])
+    if value.startswith(DM_PREFIX):  # the id itself, taken as it is: it may not be ours (the server says so)
+        names = [n for n in value[len(DM_PREFIX):].split(",") if n]
+        if len(names) < 2:
+            raise RoomNameError(f"{value!r} is not a direct message: it names 2 to {MAX_RECIPIENTS + 1} people")
+        return dm_room(names[0], names[1:])
     room = value[1:] if value.startswith("#") else value
     if not ROOM_ID.fullmatch(room):
         raise RoomNameError(
