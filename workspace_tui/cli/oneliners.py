@@ -546,7 +546,8 @@ async def _tail(
                 where = _room_of(event)
                 out.event(
                     "typing:indicator",
-                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing, "room": where},
+                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing,
+                     **({"room": where} if every_room else {})},
                     f"{event.username} {'is typing' if event.is_typing else 'stopped typing'}"
                     + (f" in {room_label(where, user)}" if every_room else ""),
                 )
