@@ -832,11 +832,7 @@ class ChatClient:
     @classmethod
     def _message_frame(cls, entry: OutboxEntry) -> str:
         """The ``message:send`` for an outbox entry; ``room`` only when it is not general."""
-        if entry.room is None:
-            return cls._encode(p.SendMessage(entry.text, entry.client_msg_id))
-        frame = p.client_frame(p.SendMessage(entry.text, entry.client_msg_id))
-        frame["room"] = entry.room
-        return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+        return cls._encode(p.SendMessage(entry.text, entry.client_msg_id, entry.room or GENERAL))
 
     async def send_object(self, frame: dict[str, Any]) -> bool:
         """Send a frame protocol.py does not build (``room:list``, ``room:members``...) as it is.
