@@ -29,6 +29,7 @@ from workspace_tui.client.events import (
     ClientEvent,
     ConnectionState,
     ErrorReceived,
+    FrameReceived,
     HistoryReceived,
     Joined,
     MessageAcknowledged,
@@ -246,8 +247,9 @@ class ChatClient:
                 return
             yield event
 
-    async def send(self, text: str) -> OutboxEntry:
-        """Queue *text*: written to disk before this returns, sent as soon as possible.
+    async def send(self, text: str, room: str | None = None) -> OutboxEntry:
+        """Queue *text* for *room* (``dev``, ``dm:alice,bob``; None: general): written to disk
+        before this returns, sent as soon as possible.
 
         Emits :class:`MessagePending`; text that can never be accepted (empty
         after cleaning, or larger than the server takes) is stored as failed
@@ -255,10 +257,10 @@ class ChatClient:
         """
         store = self._open_store()
         cmid = new_client_msg_id()
-        entry = OutboxEntry(cmid, text, p.iso_timestamp())
+        entry = OutboxEntry(cmid, text, p.iso_timestamp(), room=room if room and room != GENERAL else None)
         problem = self._check(entry)
         if problem:
-            entry = OutboxEntry(cmid, text, entry.created_at, failed=True, error=problem[1])
+            entry = entry._replace(failed=True, error=problem[1])
         store.add(entry, problem[0] if problem else None)
         self._ledger.add(entry, problem[0] if problem else None)
         self._emit(MessagePending(entry))
@@ -272,7 +274,7 @@ class ChatClient:
         entry = self._ledger.get(client_msg_id)
         if entry is None or not entry.failed:
             return False
-        entry = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at)
+        entry = entry._replace(failed=False, error=None)
         problem = self._check(entry)
         if problem:
             self._fail(entry, *problem)
@@ -412,7 +414,7 @@ class ChatClient:
         """Why *entry* can never be accepted, or ``None``."""
         if not p.sanitize_text(entry.text).strip():
             return (p.ERR_EMPTY_TEXT, "message text is empty")
-        size = len(self._encode(p.SendMessage(entry.text, entry.client_msg_id)).encode())
+        size = len(self._message_frame(entry).encode())
         limit = self.limits.max_payload_bytes
         if limit and size > limit:
             return (ERR_TOO_LARGE, f"message is too large ({size} bytes; the server takes at most {limit})")
@@ -607,10 +609,18 @@ class ChatClient:
                     continue
                 if frame is None or not isinstance(frame, _HANDLED):
                     # Frames protocol.py does not type (yet): read positions.
-                    position = parse_read_position(_raw_object(raw))
+                    obj = _raw_object(raw)
+                    position = parse_read_position(obj)
                     if position is not None:
                         self._on_read_position(position)
                         continue
+                    if isinstance(obj, dict) and isinstance(obj.get("type"), str):
+                        self._emit(FrameReceived(obj))  # rooms: the consumer reads them
+                        continue
+                if isinstance(frame, p.MessageNew) and isinstance(raw, str) and "unverifiedRecipients" in raw:
+                    obj = _raw_object(raw)  # the sender's echo of a direct message: fields ChatMessage drops
+                    if isinstance(obj, dict):
+                        self._emit(FrameReceived(obj))
                 self._on_frame(frame)
         except ConnectionClosed:
             pass
@@ -819,6 +829,27 @@ class ChatClient:
     def _encode(request: p.ClientFrame) -> str:
         return json.dumps(p.client_frame(request), ensure_ascii=False, separators=(",", ":"))
 
+    @classmethod
+    def _message_frame(cls, entry: OutboxEntry) -> str:
+        """The ``message:send`` for an outbox entry; ``room`` only when it is not general."""
+        return cls._encode(p.SendMessage(entry.text, entry.client_msg_id, entry.room or GENERAL))
+
+    async def send_object(self, frame: dict[str, Any]) -> bool:
+        """Send a frame protocol.py does not build (``room:list``, ``room:members``...) as it is.
+
+        Returns ``False`` (nothing sent) while disconnected; answers arrive as events
+        (:class:`FrameReceived`, or :class:`ErrorReceived` for an ``error``).
+        """
+        ws = self._ws
+        if ws is None or self.state is not ConnectionState.CONNECTED:
+            return False
+        try:
+            await ws.send(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+        except ConnectionClosed:
+            return False
+        self._last_send = time.monotonic()
+        return True
+
     async def _send_frame(self, request: p.ClientFrame) -> bool:
         ws = self._ws
         if ws is None or self.state is not ConnectionState.CONNECTED:
@@ -852,7 +883,7 @@ class ChatClient:
             if problem:
                 self._fail(entry, *problem)
                 continue
-            frame = self._encode(p.SendMessage(entry.text, entry.client_msg_id))
+            frame = self._message_frame(entry)
             self._ledger.sent(entry.client_msg_id, len(frame))
             self._gate.take(time.monotonic())
             await ws.send(frame)

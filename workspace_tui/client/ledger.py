@@ -75,7 +75,7 @@ class Ledger:
 
     def failed(self, entry: OutboxEntry, code: str, reason: str) -> OutboxEntry:
         """The entry can never be accepted: it stays, marked failed. Returns the failed entry."""
-        failed = OutboxEntry(entry.client_msg_id, entry.text, entry.created_at, failed=True, error=reason)
+        failed = entry._replace(failed=True, error=reason)
         if entry.client_msg_id in self.entries:
             self.entries[entry.client_msg_id] = failed
             self.codes[entry.client_msg_id] = code

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL,
     failed INTEGER NOT NULL DEFAULT 0,
     error_code TEXT,
-    error TEXT
+    error TEXT,
+    room TEXT
 );
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
@@ -48,6 +49,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "room" not in columns:  # a file from before rooms: its messages all go to general
+            self._db.execute("ALTER TABLE outbox ADD COLUMN room TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -57,9 +61,9 @@ class Outbox:
     def add(self, entry: OutboxEntry, error_code: str | None = None) -> None:
         """Store *entry* durably (committed before this returns)."""
         self._db.execute(
-            "INSERT OR IGNORE INTO outbox (client_msg_id, text, created_at, failed, error_code, error)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (entry.client_msg_id, entry.text, entry.created_at, int(entry.failed), error_code, entry.error),
+            "INSERT OR IGNORE INTO outbox (client_msg_id, text, created_at, failed, error_code, error, room)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry.client_msg_id, entry.text, entry.created_at, int(entry.failed), error_code, entry.error, entry.room),
         )
 
     def remove(self, client_msg_id: str) -> bool:
@@ -82,9 +86,12 @@ class Outbox:
     def entries(self) -> list[tuple[OutboxEntry, str | None]]:
         """Every entry in send order, with the error code of failed ones."""
         rows = self._db.execute(
-            "SELECT client_msg_id, text, created_at, failed, error_code, error FROM outbox ORDER BY seq"
+            "SELECT client_msg_id, text, created_at, failed, error_code, error, room FROM outbox ORDER BY seq"
         ).fetchall()
-        return [(OutboxEntry(cmid, text, created, bool(failed), error), code) for cmid, text, created, failed, code, error in rows]
+        return [
+            (OutboxEntry(cmid, text, created, bool(failed), error, room), code)
+            for cmid, text, created, failed, code, error, room in rows
+        ]
 
     def pending_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM outbox WHERE failed = 0").fetchone()[0]
