@@ -234,6 +234,7 @@ class ChatMessage(NamedTuple):
     created_at: str
     client_msg_id: str | None = None
     verified: bool = False  # the author had proved the name when sending (docs/protocol.md)
+    room: str = "general"
 
     def to_wire(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -247,6 +248,7 @@ class ChatMessage(NamedTuple):
             data["clientMsgId"] = self.client_msg_id
         if self.verified:  # absent means not proved: the common case costs no bytes
             data["verified"] = True
+        data["room"] = self.room
         return data
 
     @classmethod
@@ -259,6 +261,7 @@ class ChatMessage(NamedTuple):
             created_at=_str(data, "createdAt"),
             client_msg_id=data.get("clientMsgId") if isinstance(data.get("clientMsgId"), str) else None,
             verified=data.get("verified") is True,
+            room=data["room"] if isinstance(data.get("room"), str) else "general",
         )
 
 
@@ -343,6 +346,8 @@ class SendMessage(NamedTuple):
 
     text: str
     client_msg_id: str | None = None
+    room: str = "general"  # a room id, or a dm: id the server made from ``to``
+    to: tuple[str, ...] = ()  # a direct message to these names (the server makes the room)
 
 
 class UpdatePresence(NamedTuple):
@@ -355,6 +360,7 @@ class SetTyping(NamedTuple):
     """``typing:indicator`` from a client."""
 
     is_typing: bool
+    room: str = "general"
 
 
 class RequestHistory(NamedTuple):
@@ -362,6 +368,18 @@ class RequestHistory(NamedTuple):
 
     before: str | None = None
     limit: int = 50
+    room: str = "general"
+
+
+class RoomRequest(NamedTuple):
+    """``room:create`` / ``join`` / ``leave`` / ``invite`` / ``topic`` / ``list`` / ``members``."""
+
+    op: str  # create, join, leave, invite, topic, list, members
+    room: str = ""
+    topic: str = ""
+    private: bool = False
+    username: str = ""  # invite: who; members: list after this name
+    limit: int = 100
 
 
 class Ping(NamedTuple):
@@ -381,7 +399,40 @@ GENERAL: Final = "general"  # the room every user is in (and, until rooms exist,
 ROOMS: Final = (GENERAL,)
 UNREAD_CAP: Final = 1000  # unread and mention counts stop here ("1000 or more")
 
-ClientFrame = Union[SendMessage, UpdatePresence, SetTyping, RequestHistory, Ping, MarkRead]
+ClientFrame = Union[SendMessage, UpdatePresence, SetTyping, RequestHistory, Ping, MarkRead, RoomRequest]
+
+ROOM_RE: Final = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
+DM_PREFIX: Final = "dm:"
+DM_MAX: Final = 8  # participants of a direct message, the sender included
+TOPIC_MAX: Final = 200
+ROOM_OPS: Final = ("create", "join", "leave", "invite", "topic", "list", "members")
+MAX_MEMBERS_PAGE: Final = 500
+
+
+def dm_room(names: list[str] | tuple[str, ...]) -> str:
+    """The room id of a direct message between *names* (lowercase, sorted, each once)."""
+    return DM_PREFIX + ",".join(sorted({n.lower() for n in names}))
+
+
+def dm_participants(room: str) -> list[str] | None:
+    """The lowercase names of a ``dm:`` room id, or ``None`` when *room* is not a valid one."""
+    if not room.startswith(DM_PREFIX):
+        return None
+    names = room[len(DM_PREFIX):].split(",")
+    if not 2 <= len(names) <= DM_MAX or names != sorted(set(names)):
+        return None
+    if any(validate_username(n) or n != n.lower() for n in names):
+        return None
+    return names
+
+
+def room_problem(room: object) -> str | None:
+    """Why *room* is not a room id (``None``: it is one)."""
+    if not isinstance(room, str):
+        return "room must be a string"
+    if room.startswith(DM_PREFIX):
+        return None if dm_participants(room) else "a dm: room names 2 to 8 sorted lowercase usernames"
+    return None if ROOM_RE.fullmatch(room) else "room must be 1-32 of a-z 0-9 _ - (starting with a letter or digit)"
 
 
 def parse_client_frame(raw: str | bytes) -> ClientFrame:
@@ -417,12 +468,26 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
                 "message text has nothing visible once cleaned (only blank, invisible or control characters)"
             )
             raise FrameError(ERR_EMPTY_TEXT, why, cmid, kind)
-        return SendMessage(cleaned, cmid)
+        room = obj.get("room", GENERAL)
+        to = obj.get("to")
+        if to is not None:
+            if (not isinstance(to, list) or not 1 <= len(to) < DM_MAX
+                    or any(not isinstance(n, str) or validate_username(n) for n in to)):
+                raise FrameError(ERR_INVALID_FIELD, f"to must be a list of 1 to {DM_MAX - 1} usernames", cmid, kind)
+            return SendMessage(cleaned, cmid, "", tuple(to))
+        problem = room_problem(room)
+        if problem:
+            raise FrameError(ERR_INVALID_FIELD, problem, cmid, kind)
+        return SendMessage(cleaned, cmid, room)
     if kind == "typing:indicator":
         is_typing = obj.get("isTyping")
         if not isinstance(is_typing, bool):
             raise FrameError(ERR_INVALID_FIELD, "isTyping must be true or false", frame_type=kind)
-        return SetTyping(is_typing)
+        room = obj.get("room", GENERAL)
+        problem = room_problem(room)
+        if problem:
+            raise FrameError(ERR_INVALID_FIELD, problem, frame_type=kind)
+        return SetTyping(is_typing, room)
     if kind == "presence:update":
         status = obj.get("status")
         if not isinstance(status, str) or status not in STATUSES:
@@ -442,19 +507,55 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             raise FrameError(
                 ERR_INVALID_FIELD, f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}", frame_type=kind
             )
-        return RequestHistory(before, limit)
+        room = obj.get("room", GENERAL)
+        problem = room_problem(room)
+        if problem:
+            raise FrameError(ERR_INVALID_FIELD, problem, frame_type=kind)
+        return RequestHistory(before, limit, room)
     if kind == "read:update":
         room = obj.get("room", GENERAL)
         mid = obj.get("messageId")
-        if not isinstance(room, str) or room not in ROOMS:
-            raise FrameError(ERR_INVALID_FIELD, f"room must be one of: {', '.join(ROOMS)}", frame_type=kind)
+        problem = room_problem(room)
+        if problem:
+            raise FrameError(ERR_INVALID_FIELD, problem, frame_type=kind)
         if not (isinstance(mid, str) and message_id_key(mid) is not None):
             raise FrameError(ERR_INVALID_FIELD, "messageId must be a message id (msg_<13 digits>_<6 digits>)",
                              frame_type=kind)
         return MarkRead(room, mid)
+    if isinstance(kind, str) and kind.startswith("room:") and kind[5:] in ROOM_OPS:
+        return _room_request(obj, kind)
     if not isinstance(kind, str):
         raise FrameError(ERR_INVALID_FIELD, "type must be a string")
     raise FrameError(ERR_UNKNOWN_TYPE, f"unknown frame type {kind[:64]!r}", frame_type=sanitize_text(kind[:64]))
+
+
+def _room_request(obj: dict[str, Any], kind: str) -> RoomRequest:
+    op = kind[5:]
+    if op == "list":
+        return RoomRequest("list")
+    room = obj.get("room")
+    problem = room_problem(room)
+    if problem:
+        raise FrameError(ERR_INVALID_FIELD, problem, frame_type=kind)
+    assert isinstance(room, str)
+    if op == "create" and (room == GENERAL or room.startswith(DM_PREFIX)):
+        raise FrameError(ERR_INVALID_FIELD, f"{room} cannot be created: it is not a room name", frame_type=kind)
+    topic = obj.get("topic", "")
+    if not isinstance(topic, str) or len(topic) > TOPIC_MAX:
+        raise FrameError(ERR_INVALID_FIELD, f"topic must be a string of at most {TOPIC_MAX} characters",
+                         frame_type=kind)
+    private = obj.get("private", False)
+    if not isinstance(private, bool):
+        raise FrameError(ERR_INVALID_FIELD, "private must be true or false", frame_type=kind)
+    username = obj.get("username", obj.get("after", ""))
+    if op == "invite" and (not isinstance(username, str) or validate_username(username)):
+        raise FrameError(ERR_INVALID_FIELD, "username must be a valid username", frame_type=kind)
+    if not isinstance(username, str) or len(username) > USERNAME_MAX:
+        raise FrameError(ERR_INVALID_FIELD, "after must be a username", frame_type=kind)
+    limit = obj.get("limit", 100)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_MEMBERS_PAGE:
+        raise FrameError(ERR_INVALID_FIELD, f"limit must be an integer from 1 to {MAX_MEMBERS_PAGE}", frame_type=kind)
+    return RoomRequest(op, room, " ".join(sanitize_text(topic).split()), private, username, limit)
 
 
 def client_frame(request: ClientFrame) -> dict[str, Any]:
@@ -463,6 +564,10 @@ def client_frame(request: ClientFrame) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message:send", "text": request.text}
         if request.client_msg_id is not None:
             out["clientMsgId"] = request.client_msg_id
+        if request.to:
+            out["to"] = list(request.to)
+        elif request.room != GENERAL:
+            out["room"] = request.room
         return out
     if isinstance(request, UpdatePresence):
         return {"type": "presence:update", "status": request.status}
@@ -509,8 +614,9 @@ def read_position_frame(room: str, message_id: str) -> dict[str, Any]:
     return {"type": "read:position", "room": room, "messageId": message_id}
 
 
-def typing_frame(user_id: str, username: str, is_typing: bool) -> dict[str, Any]:
-    return {"type": "typing:indicator", "data": {"userId": user_id, "username": username, "isTyping": is_typing}}
+def typing_frame(user_id: str, username: str, is_typing: bool, room: str = "general") -> dict[str, Any]:
+    return {"type": "typing:indicator",
+            "data": {"userId": user_id, "username": username, "isTyping": is_typing, "room": room}}
 
 
 HistoryReason = Literal["join", "resume", "page"]

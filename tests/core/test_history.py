@@ -70,7 +70,8 @@ def test_an_empty_store_answers_the_join_without_a_read():
     out = core.take()
     assert of_type(out, Read) == []
     [(_, h)] = _history_frames(out, ann)
-    assert h == {"type": "history", "reason": "join", "messages": [], "hasMore": False}
+    assert h == {"type": "history", "reason": "join", "messages": [], "hasMore": False,
+                 "room": "general"}
     _assert_released_after_history(out, ann)
 
 

@@ -37,7 +37,8 @@ def test_typing_is_broadcast_to_other_users_and_expires_after_the_timeout():
     set_typing(core, ann, True)
     out = core.take()
     [b] = [e for e in of_type(out, Broadcast) if frame(e.payload)["type"] == "typing:indicator"]
-    assert frame(b.payload)["data"] == {"userId": ann.user.user_id, "username": "ann", "isTyping": True}
+    assert frame(b.payload)["data"] == {"userId": ann.user.user_id, "username": "ann", "isTyping": True,
+                                        "room": "general"}
     assert b.exclude_user == ann.user.user_id  # not to the typist's own connections
     assert core.next_wake() <= core.clock.now + 6.0
 

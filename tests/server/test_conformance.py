@@ -87,7 +87,8 @@ async def test_seed_client_every_frame(server):
     for flag in (True, False):
         await bob.send({"type": "typing:indicator", "isTyping": flag})
         msg = await alice.next("typing:indicator")
-        assert msg["data"] == {"userId": user_id_for("jane"), "username": "jane", "isTyping": flag}
+        assert msg["data"] == {"userId": user_id_for("jane"), "username": "jane", "isTyping": flag,
+                               "room": "general"}
 
     # The sender of presence/typing does not get its own frame back ("all other users"):
     # the next seed frame bob sees is a message, not his typing echo.

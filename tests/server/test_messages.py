@@ -106,7 +106,8 @@ async def test_ids_keep_increasing_when_the_clock_is_behind(server_factory, tmp_
 async def test_join_history_last_n_oldest_first(server_factory):
     server = await server_factory(history=5, rate_limit=0, address_rate_limit=0)
     a = await join(server, "alice")
-    assert a.history == {"type": "history", "reason": "join", "messages": [], "hasMore": False}
+    assert a.history == {"type": "history", "reason": "join", "messages": [], "hasMore": False,
+                         "room": "general"}
     sent = [(await a.say(f"h{i}"))["data"] for i in range(8)]
     b = await join(server, "bob")
     assert b.history["reason"] == "join"

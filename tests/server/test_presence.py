@@ -135,7 +135,8 @@ async def test_typing_is_broadcast_to_others_and_times_out(server_factory):
     b2 = await join(server, "bob")
     await b.send({"type": "typing:indicator", "isTyping": True})
     t = await a.expect("typing:indicator")
-    assert t["data"] == {"userId": user_id_for("bob"), "username": "bob", "isTyping": True}
+    assert t["data"] == {"userId": user_id_for("bob"), "username": "bob", "isTyping": True,
+                         "room": "general"}
     loop = asyncio.get_running_loop()
     start = loop.time()
     stop = await a.expect("typing:indicator")

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 from workspace_tui.core.history import HistoryQuery, HistoryResult
 from workspace_tui.core.identity import Account, Claim
-from workspace_tui.core.reads import ReadState
+from workspace_tui.core.rooms import RoomInfo
 from workspace_tui.core.outcomes import Outcome
 from workspace_tui.core.state import Draft
-from workspace_tui.protocol import ChatMessage
+from workspace_tui.protocol import ChatMessage, RoomRequest
 
 
 class StoreError(Exception):
@@ -50,6 +50,10 @@ class BackendEvents(Protocol):
 
     def remote_read(self, username: str, room: str, message_id: str) -> None:
         """A user read *room* up to *message_id* on another node."""
+
+    def remote_room(self, event: dict[str, Any]) -> None:
+        """Another node's room change: ``t`` = member (user, room, joined, info), topic (room, topic)
+        or invite (user, room, by), as the core relayed it."""
 
     def node_users(self, node: str, users: dict[str, tuple[str, str, int, bool]]) -> None:
         """Everything another node has: ``username -> (user_id, status, connections, verified)``."""
@@ -103,8 +107,17 @@ class Backend(ABC):
         whether it was written (``False``: another handshake or an admin changed it first)."""
 
     @abstractmethod
-    def read_state(self, name_key: str, username: str, room: str, done: Callable[[ReadState | Exception], None]) -> None:
-        """Where *username* stopped reading *room*, with the unread and mention counts after it."""
+    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
+        """The rooms *username* is in, ``general`` first, each with where they stopped reading it and
+        the unread and mention counts after that (``connected.rooms``)."""
+
+    @abstractmethod
+    def room_op(self, request: RoomRequest, username: str, name_key: str,
+                done: Callable[[dict[str, Any] | Exception], None]) -> None:
+        """Carry out ``room:create|join|leave|invite|topic|list|members`` for *username*. *done* gets
+        ``{"error": (code, message)}`` or: create/join ``{"info": RoomInfo}``; leave, topic ``{}``;
+        invite ``{"username": invited}``; list ``{"rooms": [wire dicts]}``; members
+        ``{"members": [{"username", "userId", "verified"}], "next": name | None}``."""
 
     @abstractmethod
     def save_read(self, name_key: str, room: str, message_id: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from workspace_tui.core.reads import NOTHING_READ, ReadState, mentioned
-from workspace_tui.protocol import UNREAD_CAP, ChatMessage, name_key
+from workspace_tui.core.reads import mentioned
+from workspace_tui.protocol import ChatMessage, name_key
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reads (
@@ -16,24 +16,12 @@ CREATE TABLE IF NOT EXISTS reads (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mentions (
     name_key TEXT NOT NULL,
+    room TEXT NOT NULL,
     message_id TEXT NOT NULL,
-    PRIMARY KEY (name_key, message_id)
+    PRIMARY KEY (name_key, room, message_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mentions_by_message ON mentions (message_id);  -- removal with old messages
 """
-
-
-def sqlite_state(db: sqlite3.Connection, key: str, username: str, room: str) -> ReadState:
-    row = db.execute("SELECT message_id FROM reads WHERE name_key = ? AND room = ?", (key, room)).fetchone()
-    if row is None:
-        return NOTHING_READ
-    last = row[0]
-    # Both counts walk an index and stop at the cap: a connect never reads message texts.
-    unread = db.execute("SELECT count(*) FROM (SELECT 1 FROM messages WHERE id > ? AND username != ? LIMIT ?)",
-                        (last, username, UNREAD_CAP)).fetchone()[0]
-    mentions = db.execute("SELECT count(*) FROM (SELECT 1 FROM mentions WHERE name_key = ? AND message_id > ? LIMIT ?)",
-                          (key, last, UNREAD_CAP)).fetchone()[0]
-    return ReadState(last, unread, mentions)
 
 
 def sqlite_save(db: sqlite3.Connection, key: str, room: str, message_id: str) -> None:
@@ -44,13 +32,13 @@ def sqlite_save(db: sqlite3.Connection, key: str, room: str, message_id: str) ->
                    (key, room, message_id))
 
 
-def mention_rows(messages: list[ChatMessage]) -> list[tuple[str, str]]:
-    """``(name key, message id)`` for every mention in *messages*, the author's own left out."""
+def mention_rows(messages: list[ChatMessage]) -> list[tuple[str, str, str]]:
+    """``(name key, room, message id)`` for every mention in *messages*, the author's own left out."""
     rows = []
     for m in messages:
         if "@" in m.text:
             own = name_key(m.username)
-            rows += [(k, m.id) for k in mentioned(m.text) if k != own]
+            rows += [(k, m.room, m.id) for k in mentioned(m.text) if k != own]
     return rows
 
 

@@ -45,10 +45,10 @@ from typing import Any
 
 from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
 from workspace_tui.core.identity import Account, Claim
-from workspace_tui.core.reads import NOTHING_READ, ReadState
+from workspace_tui.core.rooms import RoomInfo
 from workspace_tui.core.outcomes import Duplicate, Failed, RateLimited
 from workspace_tui.core.state import Draft
-from workspace_tui.protocol import UNREAD_CAP, ChatMessage, iso_timestamp
+from workspace_tui.protocol import ERR_NOT_ALLOWED, GENERAL, UNREAD_CAP, ChatMessage, RoomRequest, iso_timestamp
 
 from . import accounts, reads
 from . import redis_safety
@@ -235,6 +235,11 @@ class RedisBackend(Backend):
     # -- sends -----------------------------------------------------------------------
 
     def append(self, draft: Draft) -> None:
+        if draft.room != GENERAL:  # not in the stream yet (see room_op): refused, never stored as general's
+            events = self._events
+            assert events is not None
+            events.stored(draft, Failed("direct messages and rooms are not available with --broker yet"))
+            return
         self._seq += 1
         tag = f"{self.node}:{self._seq}"
         self._sent[tag] = draft  # before it can be sent, so the reader always recognises it
@@ -488,7 +493,7 @@ class RedisBackend(Backend):
                 events.remote_presence(node, event["user"], event["user_id"], event["status"], int(event["count"]),
                                        bool(event.get("xu")), bool(event.get("v")))
             elif kind == "typing":
-                events.remote_typing(event["user"], event["user_id"], bool(event["typing"]))
+                events.remote_typing(event["user"], event["user_id"], bool(event["typing"]), event.get("room", GENERAL))
             elif kind == "read":
                 events.remote_read(event["user"], event["room"], event["id"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -591,21 +596,25 @@ class RedisBackend(Backend):
 
     # -- read positions ------------------------------------------------------------------
 
-    def read_state(self, name_key: str, username: str, room: str, done: Callable[[ReadState | Exception], None]) -> None:
-        self._spawn(self._read_state(name_key, username, room, done))
+    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
+        self._spawn(self._rooms_of(name_key, username, done))
 
-    async def _read_state(self, name_key: str, username: str, room: str,
-                          done: Callable[[ReadState | Exception], None]) -> None:
+    async def _rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
         try:
             last, unread, mentions = await self._scripts["read_state"](
                 keys=[reads.REDIS_KEY, keys.MESSAGES],
-                args=[f"{name_key}\x00{room}", username, "@" + username.lower(), UNREAD_CAP])
+                args=[f"{name_key}\x00{GENERAL}", username, "@" + username.lower(), UNREAD_CAP])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             done(exc)
             return
-        done(ReadState(last, int(unread), int(mentions)) if last else NOTHING_READ)
+        done([RoomInfo(GENERAL, "public", "", 0, int(unread), int(mentions), last or None, self._last)])
+
+    def room_op(self, request: RoomRequest, username: str, name_key: str,
+                done: Callable[[dict[str, Any] | Exception], None]) -> None:
+        # Rooms and direct messages are not in the Redis stream yet: a clear refusal, never a leak into general.
+        done({"error": (ERR_NOT_ALLOWED, "rooms are not available with --broker yet (only general)")})
 
     def save_read(self, name_key: str, room: str, message_id: str) -> None:
         self._spawn(self._save_read(name_key, room, message_id))

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from workspace_tui.core.identity import Account, Claim
-from workspace_tui.core.reads import ReadState
+from workspace_tui.core.rooms import RoomInfo
 from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
 from workspace_tui.core.outcomes import Duplicate, Failed
 from workspace_tui.core.state import Draft
-from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
+from workspace_tui.protocol import ChatMessage, RoomRequest, iso_timestamp, make_message_id, message_id_key
 
-from . import reads
+from . import reads, rooms_sqlite
 from .accounts import SQLITE_SCHEMA, sqlite_get, sqlite_put
 from .base import Backend, BackendEvents, StoreError
 from .sqlite_upkeep import Upkeep
@@ -49,11 +49,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_client_msg_id
     ON messages (username, client_msg_id) WHERE client_msg_id IS NOT NULL;
 """
 
-_COLUMNS = "id, user_id, username, text, created_at, client_msg_id, verified"
+_COLUMNS = "id, user_id, username, text, created_at, client_msg_id, verified, room"
 
 
 def _message(row: tuple[Any, ...]) -> ChatMessage:
-    return ChatMessage(*row[:6], bool(row[6]))
+    return ChatMessage(*row[:6], bool(row[6]), row[7])
 WAL_LIMIT = 16 * 1024 * 1024
 
 
@@ -100,8 +100,13 @@ def open_database(path: str) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # the -wal file shrinks back after a checkpoint
         db.executescript(_SCHEMA)
-        if "verified" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:  # a store from before
+        columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+        if "verified" not in columns:  # a store from before names were owned
             db.execute("ALTER TABLE messages ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
+        if "room" not in columns:  # ... or before rooms: every message was general's
+            db.execute("ALTER TABLE messages ADD COLUMN room TEXT NOT NULL DEFAULT 'general'")
+        db.execute("CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id)")
+        db.executescript(rooms_sqlite.SCHEMA)
         db.executescript(SQLITE_SCHEMA)
         db.executescript(reads.SQLITE_SCHEMA)
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
@@ -210,13 +215,15 @@ class SQLiteBackend(Backend):
         db.execute("BEGIN")
         try:
             db.executemany(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(m.id, m.user_id, m.username, m.text, m.created_at, m.client_msg_id, int(m.verified))
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(m.id, m.user_id, m.username, m.text, m.created_at, m.client_msg_id, int(m.verified), m.room)
                  for m in messages],
             )
             mentions = reads.mention_rows(messages)
             if mentions:
-                db.executemany("INSERT OR IGNORE INTO mentions (name_key, message_id) VALUES (?, ?)", mentions)
+                db.executemany("INSERT OR IGNORE INTO mentions (name_key, room, message_id) VALUES (?, ?, ?)",
+                               mentions)
+            rooms_sqlite.store_dms(db, messages)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -243,7 +250,7 @@ class SQLiteBackend(Backend):
 
     def read_now(self, query: HistoryQuery) -> HistoryResult:
         """The answer to *query* (see :class:`~workspace_tui.core.history.HistoryQuery`)."""
-        where, args = [], []
+        where, args = [f"room IN ({','.join('?' * len(query.rooms))})"], [*query.rooms]
         if query.kind == "after":
             where.append("id > ?")
             args.append(query.after)
@@ -334,13 +341,22 @@ class SQLiteBackend(Backend):
 
     # -- read positions --------------------------------------------------------
 
-    def read_state(self, name_key: str, username: str, room: str, done: Callable[[ReadState | Exception], None]) -> None:
+    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
         try:
-            state = reads.sqlite_state(self.db, name_key, username, room)
+            rooms = rooms_sqlite.rooms_of(self.db, name_key, username)
         except sqlite3.Error as exc:
             done(exc)
             return
-        done(state)
+        done(rooms)
+
+    def room_op(self, request: RoomRequest, username: str, name_key: str,
+                done: Callable[[dict[str, Any] | Exception], None]) -> None:
+        try:
+            result = rooms_sqlite.room_op(self.db, request, username, name_key)
+        except sqlite3.Error as exc:
+            done(exc)
+            return
+        done(result)
 
     def save_read(self, name_key: str, room: str, message_id: str) -> None:
         try:

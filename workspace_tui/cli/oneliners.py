@@ -37,6 +37,8 @@ Exit codes:
 \b
 Examples:
   workspace send "deploy finished"
+  workspace send --room dev "build is green"
+  workspace send --to bob "lunch?"
   make test 2>&1 | tail -n 20 | workspace send
   cat notes.txt | workspace send --lines
   workspace send --json "hello" | jq -r .id
@@ -53,6 +55,8 @@ Exit codes:
 Examples:
   workspace tail
   workspace tail --last 20 --count 1
+  workspace tail --room dev
+  workspace tail --all --json | jq -r 'select(.room != "general") | .text'
   workspace tail --json --events | jq -c 'select(.type == "presence:update")'
 """
 
@@ -67,6 +71,7 @@ Exit codes:
 \b
 Examples:
   workspace who
+  workspace who --room dev
   workspace who --json | jq -r 'select(.status == "online") | .username'
 """
 
@@ -78,9 +83,37 @@ def _err(text: str) -> None:
 # -- send ---------------------------------------------------------------------
 
 
+def _room_options(f: Any) -> Any:
+    return click.option(
+        "--room", "room", metavar="ROOM", default=None,
+        help="The room: dev or #dev, @bob for a direct message [default: general].",
+    )(f)
+
+
+def _room_id(room: str | None, to: tuple[str, ...], user: str) -> str | None:
+    """The room id for --room / --to (None: general), or a usage error saying what is wrong."""
+    from workspace_tui.cli.roomnames import RoomNameError, dm_room, parse_room
+    from workspace_tui.protocol import GENERAL
+
+    try:
+        if to:
+            if room is not None:
+                raise click.UsageError("--room and --to do not go together: --to is a direct message")
+            return dm_room(user, list(to))
+        target = parse_room(room, user) if room is not None else None
+    except RoomNameError as exc:
+        raise click.UsageError(str(exc)) from None
+    return None if target == GENERAL else target
+
+
 @click.command(epilog=SEND_EPILOG)
 @connection_options
 @click.argument("text", nargs=-1)
+@_room_options
+@click.option(
+    "--to", "to", metavar="NAME", multiple=True,
+    help="A direct message to NAME (repeat for a group, up to 7 names).",
+)
 @click.option("--lines", is_flag=True, help="With stdin: send one message per non-empty line.")
 @click.option("--json", "as_json", is_flag=True, help="Print each stored message as a JSON line.")
 @click.option(
@@ -101,6 +134,8 @@ def send(
     username: str | None,
     token: str | None,
     text: tuple[str, ...],
+    room: str | None,
+    to: tuple[str, ...],
     lines: bool,
     as_json: bool,
     timeout: float,
@@ -113,6 +148,7 @@ def send(
     you queued earlier (see --queue) is delivered first.
     """
     user = resolve_username(username)
+    target = _room_id(room, to, user)
     if text:
         if lines:
             raise click.UsageError("--lines reads stdin; do not pass TEXT with it")
@@ -132,7 +168,7 @@ def send(
     import asyncio
 
     try:
-        code = asyncio.run(_send(url, user, token, messages, as_json, timeout, queue))
+        code = asyncio.run(_send(url, user, token, messages, as_json, timeout, queue, target))
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
@@ -186,7 +222,8 @@ def _ranges(numbers: list[int]) -> str:
 
 
 async def _send(
-    url: str, user: str, token: str | None, texts: list[str], as_json: bool, timeout: float, queue: bool
+    url: str, user: str, token: str | None, texts: list[str], as_json: bool, timeout: float, queue: bool,
+    room: str | None = None,
 ) -> int:
     import asyncio
 
@@ -195,6 +232,7 @@ async def _send(
         ChatClient,
         ConnectionState,
         ErrorReceived,
+        FrameReceived,
         Joined,
         MessageAcknowledged,
         MessageFailed,
@@ -205,7 +243,7 @@ async def _send(
     client = ChatClient(url, user, token, present=False, join_history=0, resume=False)
     ours: list[str] = []
     for t in texts:
-        ours.append((await client.send(t)).client_msg_id)
+        ours.append((await client.send(t, room)).client_msg_id)
     others = {e.client_msg_id for e in client.outbox() if not e.failed} - set(ours)
     waiting = set(ours) | others
     acked: dict[str, Any] = {}
@@ -214,6 +252,7 @@ async def _send(
     stopped: StateChanged | None = None
     told_retrying = False
     refusal: str | None = None  # the server's last word on one of ours that it will take later
+    unverified: dict[str, None] = {}  # recipients of ours the server says have not proved their name
     progress = _Progress(len(ours))
     loop = asyncio.get_running_loop()
     # --timeout bounds the wait for the server and for each next acknowledgement, not the
@@ -240,6 +279,11 @@ async def _send(
                 if event.client_msg_id in ours:
                     deadline = loop.time() + timeout
                     progress.tick(len([c for c in ours if c in acked]))
+            elif isinstance(event, FrameReceived) and event.frame.get("type") == "message:new":
+                data = event.frame.get("data")
+                names = data.get("unverifiedRecipients") if isinstance(data, dict) else None
+                if isinstance(names, list) and data.get("clientMsgId") in ours:
+                    unverified.update((n, None) for n in names[:8] if isinstance(n, str))
             elif isinstance(event, ErrorReceived) and event.client_msg_id in waiting:
                 refusal = f"{event.message} ({event.code})"
             elif isinstance(event, MessageFailed):
@@ -283,7 +327,12 @@ async def _send(
 
         for cmid in ours:
             if cmid in acked:
-                click.echo(json.dumps(_inert(acked[cmid].to_wire()), ensure_ascii=False))
+                m = acked[cmid]
+                click.echo(json.dumps({**_inert(m.to_wire()), "room": _room_of(m)}, ensure_ascii=False))
+    if unverified:
+        names = ", ".join(sanitize_text(n) for n in unverified)
+        _err(f"workspace send: {names} {'has' if len(unverified) == 1 else 'have'} not proved the name"
+             " (unverified): whoever uses it now can read this")
     for cmid, reason in failed.items():
         which = "your message" if cmid in ours else "an earlier queued message"
         _err(f"workspace send: {which} was rejected: {sanitize_text(reason)}")
@@ -333,6 +382,8 @@ async def _send(
 
 @click.command(epilog=TAIL_EPILOG)
 @connection_options
+@_room_options
+@click.option("--all", "every_room", is_flag=True, help="Every room you are in; each line names its room.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (the message:new data).")
 @click.option("--events", "with_events", is_flag=True, help="Also print presence and typing changes.")
 @click.option("--last", type=click.IntRange(0, 1000), default=0, show_default=True, help="Start with the last N messages.")
@@ -347,18 +398,28 @@ def tail(
     url: str,
     username: str | None,
     token: str | None,
+    room: str | None,
+    every_room: bool,
     as_json: bool,
     with_events: bool,
     last: int,
     count: int | None,
     timeout: float | None,
 ) -> None:
-    """Print messages as they arrive, reconnecting and resuming without gaps or repeats."""
+    """Print messages as they arrive, reconnecting and resuming without gaps or repeats.
+
+    General's by default; --room for another room or a direct message, --all for
+    every room you are in (each line then starts with #room, or @name for a
+    direct message).
+    """
     user = resolve_username(username)
+    if every_room and room is not None:
+        raise click.UsageError("--room and --all do not go together")
+    target = _room_id(room, (), user)
     import asyncio
 
     try:
-        code = asyncio.run(_tail(url, user, token, as_json, with_events, last, count, timeout))
+        code = asyncio.run(_tail(url, user, token, as_json, with_events, last, count, timeout, target, every_room))
     except KeyboardInterrupt:
         code = EXIT_OK
     except BrokenPipeError:  # `workspace tail | head`: the reader left
@@ -378,22 +439,36 @@ async def _tail(
     last: int,
     count: int | None,
     timeout: float | None,
+    room: str | None = None,
+    every_room: bool = False,
 ) -> int:
     import asyncio
 
+    from workspace_tui.cli.roomnames import room_label
+    from workspace_tui.cli.rooms import Refused, check_member
     from workspace_tui.client import (
         ChatClient,
         ConnectionState,
+        ErrorReceived,
         HistoryReceived,
+        Joined,
         MessageReceived,
         PresenceChanged,
         StateChanged,
         TypingChanged,
     )
+    from workspace_tui.protocol import GENERAL
 
-    client = ChatClient(url, user, token, present=False, join_history=last)
-    out = _Printer(as_json)
+    wanted = room or GENERAL
+
+    def shown(m: Any) -> bool:
+        return every_room or _room_of(m) == wanted
+
+    # The join history is general's: another room's last messages are asked for once joined.
+    client = ChatClient(url, user, token, present=False, join_history=last if wanted == GENERAL else 0)
+    out = _Printer(as_json, user if every_room else None)
     seen_new = 0
+    asked_history = False
     loop = asyncio.get_running_loop()
     down_since: float | None = loop.time()
     await client.start()
@@ -424,16 +499,37 @@ async def _tail(
                         _err(f"workspace tail: {event.reason}")
                         return EXIT_REJECTED if event.status_code else EXIT_UNREACHABLE
                     return EXIT_OK
+            elif isinstance(event, Joined):
+                try:
+                    check_member(event, wanted, user)
+                except Refused as exc:
+                    _err(f"workspace tail: {exc.line}")
+                    return exc.code
+                if not asked_history and last:
+                    asked_history = True
+                    if every_room:
+                        rooms = [r.room for r in event.rooms if r.room != GENERAL][:_HISTORY_ROOMS_MAX]
+                    else:
+                        rooms = [] if wanted == GENERAL else [wanted]
+                    for name in rooms:
+                        await client.send_object({"type": "history:request", "room": name, "limit": last})
+            elif isinstance(event, ErrorReceived) and event.frame_type == "history:request":
+                _err(f"workspace tail: {event.message} ({event.code})")
+                return EXIT_REJECTED
             elif isinstance(event, HistoryReceived):
                 if event.gap:
                     _err("workspace tail: some messages sent while disconnected are no longer on the server")
                 for m in event.messages:
+                    if not shown(m):
+                        continue
                     out.message(m)
                     if event.reason == "resume":
                         seen_new += 1
                         if count is not None and seen_new >= count:
                             return EXIT_OK
             elif isinstance(event, MessageReceived):
+                if not shown(event.message):
+                    continue
                 out.message(event.message)
                 seen_new += 1
                 if count is not None and seen_new >= count:
@@ -446,14 +542,26 @@ async def _tail(
                     if event.connections > 1:
                         readable += f" ({event.connections} connections)"
                 out.event("presence:update", data, readable)
-            elif with_events and isinstance(event, TypingChanged):
+            elif with_events and isinstance(event, TypingChanged) and shown(event):
+                where = _room_of(event)
                 out.event(
                     "typing:indicator",
-                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing},
-                    f"{event.username} {'is typing' if event.is_typing else 'stopped typing'}",
+                    {"userId": event.user_id, "username": event.username, "isTyping": event.is_typing,
+                     **({"room": where} if every_room else {})},
+                    f"{event.username} {'is typing' if event.is_typing else 'stopped typing'}"
+                    + (f" in {room_label(where, user)}" if every_room else ""),
                 )
     finally:
         await client.close()
+
+
+_HISTORY_ROOMS_MAX = 100  # tail --all --last N: rooms whose last messages are asked for
+
+
+def _room_of(message: Any) -> str:
+    """The room a message is in; one from a server without rooms is in general."""
+    room = getattr(message, "room", None)
+    return room if isinstance(room, str) and room else "general"
 
 
 def _inert(data: dict[str, Any]) -> dict[str, Any]:
@@ -466,7 +574,8 @@ def _inert(data: dict[str, Any]) -> dict[str, Any]:
 class _Printer:
     """Writes messages and events to stdout, readable or as JSON lines; always inert text."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, rooms_for: str | None = None) -> None:
+        """*rooms_for*: name each message's room (``#dev``, ``@bob``) as this user sees it."""
         import json
 
         from workspace_tui.protocol import parse_timestamp, sanitize_text
@@ -475,6 +584,7 @@ class _Printer:
         self._dumps = json.dumps
         self._clean = sanitize_text
         self._parse_ts = parse_timestamp
+        self._rooms_for = rooms_for
 
     def _write(self, line: str) -> None:
         sys.stdout.write(line + "\n")
@@ -482,7 +592,7 @@ class _Printer:
 
     def message(self, m: Any) -> None:
         if self._json:
-            self._write(self._dumps(_inert(m.to_wire()), ensure_ascii=False))
+            self._write(self._dumps({**_inert(m.to_wire()), "room": _room_of(m)}, ensure_ascii=False))
             return
         try:
             stamp = self._parse_ts(m.created_at).astimezone().strftime("%H:%M")
@@ -490,6 +600,10 @@ class _Printer:
             stamp = "??:??"
         name = self._clean(m.username)
         prefix = f"{stamp}  {name}: "
+        if self._rooms_for is not None:
+            from workspace_tui.cli.roomnames import room_label
+
+            prefix = f"{stamp}  {self._clean(room_label(_room_of(m), self._rooms_for))}  {name}: "
         body = self._clean(m.text).split("\n")
         indent = " " * len(prefix)
         self._write(prefix + body[0] + "".join("\n" + indent + line for line in body[1:]))
@@ -513,6 +627,7 @@ class _Printer:
 
 @click.command(epilog=WHO_EPILOG)
 @connection_options
+@_room_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per user.")
 @click.option(
     "--timeout",
@@ -521,18 +636,24 @@ class _Printer:
     show_default=True,
     help="Seconds to wait for the server.",
 )
-def who(url: str, username: str | None, token: str | None, as_json: bool, timeout: float) -> None:
+def who(url: str, username: str | None, token: str | None, room: str | None, as_json: bool, timeout: float) -> None:
     """List who is here: one user per line with their status.
 
     Online users first, then away and busy; users who appear offline are not
     listed. A user connected more than once shows the number of connections.
     Connects quietly, so asking does not make you appear online.
+
+    With --room: that room's members, online first, offline ones too.
     """
     user = resolve_username(username)
+    target = _room_id(room, (), user)
     import asyncio
 
     try:
-        code = asyncio.run(_who(url, user, token, as_json, timeout))
+        if target is not None:
+            code = asyncio.run(_who_in_room(url, user, token, target, as_json, timeout))
+        else:
+            code = asyncio.run(_who(url, user, token, as_json, timeout))
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
@@ -574,4 +695,24 @@ async def _who(url: str, user: str, token: str | None, as_json: bool, timeout: f
         data = {"userId": u.user_id, "username": u.username, "status": u.status, "connections": u.connections}
         readable = f"{u.username}  {u.status}" + (f"  ({u.connections} connections)" if u.connections > 1 else "")
         out.row(data, readable)
+    return EXIT_OK
+
+
+async def _who_in_room(url: str, user: str, token: str | None, room: str, as_json: bool, timeout: float) -> int:
+    from workspace_tui.cli.rooms import Asking, Refused, check_member, member_order, members
+
+    try:
+        async with Asking("who", url, user, token, timeout) as ask:
+            check_member(ask.joined, room, user)
+            found = await members(ask, room)
+    except Refused as exc:
+        _err(f"workspace who: {exc.line}")
+        return exc.code
+    out = _Printer(as_json)
+    for m in sorted(found, key=member_order):
+        status = m.get("status") if isinstance(m.get("status"), str) else "offline"
+        data = {"room": room, "username": m["username"], "userId": m.get("userId"), "status": status}
+        if m.get("verified") is True:
+            data["verified"] = True
+        out.row(data, f"{m['username']}  {status}")
     return EXIT_OK

@@ -29,6 +29,7 @@ from workspace_tui.client.events import (
     ClientEvent,
     ConnectionState,
     ErrorReceived,
+    FrameReceived,
     HistoryReceived,
     Joined,
     MessageAcknowledged,
@@ -269,8 +270,11 @@ class ChatClient:
                 return
             yield event
 
-    async def send(self, text: str, room: str = GENERAL, to: list[str] | tuple[str, ...] | None = None) -> OutboxEntry:
-        """Queue *text* for *room* (or a DM *to* these names): on disk before this returns, sent as soon as possible.
+    async def send(
+        self, text: str, room: str | None = None, to: list[str] | tuple[str, ...] | None = None
+    ) -> OutboxEntry:
+        """Queue *text* for *room* (``dev``, ``dm:alice,bob``; None: general), or a DM *to* these
+        names: written to disk before this returns, sent as soon as possible.
 
         Emits :class:`MessagePending`; text that can never be accepted (empty
         after cleaning, or larger than the server takes) is stored as failed
@@ -280,7 +284,7 @@ class ChatClient:
             room = dm_room_id(self.username, list(to))
         store = self._open_store()
         cmid = new_client_msg_id()
-        entry = OutboxEntry(cmid, text, p.iso_timestamp(), room=room)
+        entry = OutboxEntry(cmid, text, p.iso_timestamp(), room=room if room and room != GENERAL else None)
         problem = self._check(entry)
         if problem:
             entry = entry._replace(failed=True, error=problem[1])
@@ -470,7 +474,7 @@ class ChatClient:
         """Why *entry* can never be accepted, or ``None``."""
         if not p.sanitize_text(entry.text).strip():
             return (p.ERR_EMPTY_TEXT, "message text is empty")
-        size = len(self._encode_in(p.SendMessage(entry.text, entry.client_msg_id), entry.room).encode())
+        size = len(self._message_frame(entry).encode())
         limit = self.limits.max_payload_bytes
         if limit and size > limit:
             return (ERR_TOO_LARGE, f"message is too large ({size} bytes; the server takes at most {limit})")
@@ -672,7 +676,9 @@ class ChatClient:
                         continue
                     room_event = parse_room_frame(obj)
                     if room_event is not None:
-                        self._on_room_event(room_event)
+                        self._on_room_event(room_event)  # typed, for the chat; and as it is, below
+                    if isinstance(obj, dict) and isinstance(obj.get("type"), str):
+                        self._emit(FrameReceived(obj))  # rooms: the one-liners read them as they are
                         continue
                 if isinstance(frame, p.TypingChanged):
                     obj = _raw_object(raw)
@@ -680,8 +686,12 @@ class ChatClient:
                     if room != GENERAL:
                         self._emit(TypingInRoom(frame.user_id, frame.username, frame.is_typing, room))
                         continue
-                if isinstance(frame, (p.MessageNew, p.History)):
-                    self._on_frame(frame, _raw_object(raw))  # their room is in the raw frame
+                if isinstance(frame, p.MessageNew) and isinstance(raw, str) and "unverifiedRecipients" in raw:
+                    obj = _raw_object(raw)  # the sender's echo of a direct message: fields ChatMessage drops
+                    if isinstance(obj, dict):
+                        self._emit(FrameReceived(obj))
+                if isinstance(frame, p.History):
+                    self._on_frame(frame, _raw_object(raw))  # a history frame's room is at its top level
                     continue
                 self._on_frame(frame)
         except ConnectionClosed:
@@ -788,8 +798,7 @@ class ChatClient:
         if isinstance(frame, p.MessageNew):
             own = self._acknowledge(frame.message)
             if self._first_sight(frame.message):
-                data = raw.get("data") if isinstance(raw, dict) else None
-                self._emit(MessageReceived(frame.message, own, room_of(data)))
+                self._emit(MessageReceived(frame.message, own, frame.message.room))
         elif isinstance(frame, p.History):
             self._on_history(frame, raw)
         elif isinstance(frame, (p.PresenceChanged, p.TypingChanged)):
@@ -916,9 +925,21 @@ class ChatClient:
             frame["room"] = room
         return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
-    async def _send_raw(self, frame: dict[str, Any]) -> bool:
-        """A frame protocol.py does not build (yet): rooms, read:update for any room."""
+    @classmethod
+    def _message_frame(cls, entry: OutboxEntry) -> str:
+        """The ``message:send`` for an outbox entry; ``room`` only when it is not general."""
+        return cls._encode(p.SendMessage(entry.text, entry.client_msg_id, entry.room or GENERAL))
+
+    async def send_object(self, frame: dict[str, Any]) -> bool:
+        """Send a frame protocol.py does not build (``room:list``, ``room:members``...) as it is.
+
+        Returns ``False`` (nothing sent) while disconnected; answers arrive as events
+        (:class:`FrameReceived` and the typed Room* events, or :class:`ErrorReceived` for an ``error``).
+        """
         return await self._send_text(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+
+    async def _send_raw(self, frame: dict[str, Any]) -> bool:
+        return await self.send_object(frame)
 
     async def _send_frame(self, request: p.ClientFrame, room: str = GENERAL) -> bool:
         return await self._send_text(self._encode_in(request, room))
@@ -956,7 +977,7 @@ class ChatClient:
             if problem:
                 self._fail(entry, *problem)
                 continue
-            frame = self._encode_in(p.SendMessage(entry.text, entry.client_msg_id), entry.room)
+            frame = self._message_frame(entry)
             self._ledger.sent(entry.client_msg_id, len(frame))
             self._gate.take(time.monotonic())
             await ws.send(frame)

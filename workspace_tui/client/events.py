@@ -131,7 +131,7 @@ class OutboxEntry(NamedTuple):
     created_at: str  # ISO 8601 UTC, when the user sent it
     failed: bool = False
     error: str | None = None  # the server's reason when failed
-    room: str = GENERAL  # where it goes: a room id or a ``dm:`` id
+    room: str | None = None  # where it goes (``dev``, ``dm:alice,bob``); None: general
 
 
 class MessagePending(NamedTuple):
@@ -155,6 +155,12 @@ class MessageFailed(NamedTuple):
     reason: str
 
 
+class FrameReceived(NamedTuple):
+    """A frame this client does not type (``room:list``, ``room:members``...), as its JSON object."""
+
+    frame: dict[str, Any]
+
+
 ClientEvent = Union[
     StateChanged,
     Joined,
@@ -176,12 +182,14 @@ ClientEvent = Union[
     RoomsListed,
     RoomMembersListed,
     TypingInRoom,
+    FrameReceived,
 ]
 
 __all__ = [
     "ClientEvent",
     "ConnectionState",
     "ErrorReceived",
+    "FrameReceived",
     "HistoryReceived",
     "Joined",
     "MessageAcknowledged",

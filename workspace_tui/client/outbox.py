@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL,
     failed INTEGER NOT NULL DEFAULT 0,
     error_code TEXT,
-    error TEXT
+    error TEXT,
+    room TEXT
 );
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
@@ -34,7 +35,6 @@ COMMIT;
 """  # one transaction: a new file costs one commit (and its fsync), not one per table
 
 LAST_MESSAGE_ID = "last_message_id"
-GENERAL = "general"
 
 
 class Outbox:
@@ -49,13 +49,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(_SCHEMA)
-        # Files from before rooms: every queued message there went to general.
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
-        if "room" not in columns:
-            try:
-                self._db.execute(f"ALTER TABLE outbox ADD COLUMN room TEXT NOT NULL DEFAULT '{GENERAL}'")
-            except sqlite3.OperationalError:
-                pass  # another process of ours added it first
+        if "room" not in columns:  # a file from before rooms: its messages all go to general
+            self._db.execute("ALTER TABLE outbox ADD COLUMN room TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -93,7 +89,7 @@ class Outbox:
             "SELECT client_msg_id, text, created_at, failed, error_code, error, room FROM outbox ORDER BY seq"
         ).fetchall()
         return [
-            (OutboxEntry(cmid, text, created, bool(failed), error, room or GENERAL), code)
+            (OutboxEntry(cmid, text, created, bool(failed), error, room), code)
             for cmid, text, created, failed, code, error, room in rows
         ]
 

@@ -55,6 +55,9 @@ from workspace_tui.protocol import (
     GENERAL,
     SUBPROTOCOL,
     MarkRead,
+    RoomRequest,
+    dm_participants,
+    dm_room,
     read_position_frame,
     REFUSED_KEY_REQUIRED,
     REFUSED_NAME_TAKEN,
@@ -73,8 +76,10 @@ from .effects import (
     Effect,
     Ping,
     Read,
+    Post,
     Relay,
     Release,
+    RoomOp,
     SaveRead,
     Store,
     WhenDrained,
@@ -91,7 +96,7 @@ from .history import (
 )
 from .identity import Account, Claim, Throttle, decide, is_wrong_secret
 from .limits import Limiter, TokenBucket
-from .reads import NOTHING_READ, ReadState, room_summary
+from .rooms import RoomInfo, dm_info, general_info, is_dm
 from .outcomes import Duplicate, Outcome, RateLimited
 from .presence import Presence, RemoteUser
 from .rules import Rules
@@ -143,6 +148,8 @@ class ChatCore:
         # Wrong shared tokens, per address: more free tries, as one address may be a whole team's NAT.
         self.token_throttle = Throttle(free_tries=10)
         self.spellings: dict[str, str] = {}  # name key -> the spelling of the user here with it
+        self.room_users: dict[str, set[User]] = {}  # room (not general) -> its members connected here
+        self.last_room_message: dict[str, str] = {}  # room -> its newest message broadcast here
         self.send_limiters: dict[str, Limiter] = {}
         self.frame_limiters: dict[str, Limiter] = {}
         self.inflight: dict[tuple[str, str], Draft] = {}  # (username, clientMsgId) -> draft
@@ -348,12 +355,12 @@ class ChatCore:
         u = self.presence.user(session.username, now)
         if session.verified:
             u.verified = True
-        state = session.reads
-        if state is not None and state.last_read and (u.last_read is None or state.last_read > u.last_read):
-            u.last_read = state.last_read
-        if session.document_only and session.since is None and u.last_read and not conn.quiet:
+        for info in session.reads or ():
+            self._add_room(u, info)
+        general_read = u.last_read.get(GENERAL)
+        if session.document_only and session.since is None and general_read and not conn.quiet:
             # It cannot read a history frame: what it missed since it stopped comes as message:new.
-            session.since = u.last_read
+            session.since = general_read
             session.replay = True
         self.spellings[session.name_key] = u.username
         conn.user = u
@@ -361,6 +368,7 @@ class ChatCore:
         before = self.presence.aggregate(u.username)[1]
         if conn.quiet:
             u.quiet += 1
+            u.quiet_conns.append(conn)
         else:
             u.conns.append(conn)
         status, count = self.presence.refresh(u.username, u.user_id)
@@ -368,7 +376,7 @@ class ChatCore:
         self.counters.connections_total += 1
         out = self.out
         out.append(Attach(conn))
-        out.append(Deliver(conn, self._connected_parts(u, session.verified, session.reads)))
+        out.append(Deliver(conn, self._connected_parts(u, session.verified, session.document_only)))
         self._start_history(conn)
         if conn.quiet:
             return
@@ -380,7 +388,10 @@ class ChatCore:
             self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count, u.verified)),
                                      exclude_conn=conn, lazy=True))
 
-    def _connected_parts(self, u: User, verified: bool, state: ReadState | None) -> list[bytes]:
+    def _connected_parts(self, u: User, verified: bool, document_only: bool) -> list[bytes]:
+        general = u.rooms.get(GENERAL) or general_info()
+        infos = [general] if document_only else [general, *(i for r, i in u.rooms.items() if r != GENERAL)]
+        rooms = [info.to_wire(u.username) for info in infos]
         head = encode(
             {
                 "type": "connected",
@@ -390,14 +401,17 @@ class ChatCore:
                 "connectedUsers": self.presence.connected_users,
                 "verified": verified,
                 "auth": self.rules.auth,
-                "rooms": [room_summary(GENERAL, state or NOTHING_READ, self.last_message_id)],
+                "rooms": rooms,
             }
         )
         last = self.last_message_id
         tail = b',"lastMessageId":' + (b'"' + last.encode() + b'"' if last else b"null") + b"}"
         if self._limits is None or self._limits[0] is not self.rules:
             self._limits = (self.rules, b'],"limits":' + encode(self.rules.limits.to_wire()))
-        return [head[:-1] + b',"users":[', *self.presence.roster_parts(), self._limits[1] + tail]
+        presence = self.presence
+        if presence.roster_complete():
+            return [head[:-1] + b',"users":[', *presence.roster_parts(), self._limits[1] + tail]
+        return [head[:-1] + b',"usersComplete":false,"users":[', *presence.roster_head(), self._limits[1] + tail]
 
     def gone(self, conn: Conn) -> None:
         """*conn*'s TCP connection is gone, however it ended."""
@@ -409,10 +423,13 @@ class ChatCore:
         conn.closing = True
         conn.reads.clear()
         u = conn.user
-        if conn.session.document_only and conn.live:
-            self._remember_read(u, conn.session.name_key, self.last_message_id)  # it was sent everything
+        if conn.session.document_only and conn.live:  # it was sent everything of general
+            # (the newest message of any room: a position past general's newest reads as "all of it")
+            self._remember_read(u, conn.session.name_key, GENERAL, self.last_message_id)
         if conn.quiet:
             u.quiet -= 1
+            if conn in u.quiet_conns:
+                u.quiet_conns.remove(conn)
         else:
             before = self.presence.aggregate(u.username)[1]
             if conn in u.conns:
@@ -431,6 +448,12 @@ class ChatCore:
         self.presence.forget_if_unused(u, now)
         if u.username not in self.presence.users:
             self.spellings.pop(conn.session.name_key, None)
+            for room in u.rooms:
+                members = self.room_users.get(room)
+                if members is not None:
+                    members.discard(u)
+                    if not members:
+                        del self.room_users[room]
         self.release(conn.session)
 
     def heard(self, conn: Conn) -> None:
@@ -481,8 +504,8 @@ class ChatCore:
         if kind is SendMessage:
             self._on_send(conn, req)  # type: ignore[arg-type]
         elif kind is SetTyping:
-            if self._frame_allowed(conn, "typing:indicator"):
-                self._on_typing(conn, req.is_typing)  # type: ignore[union-attr]
+            if self._frame_allowed(conn, "typing:indicator") and self._in_room(conn, req.room, "typing:indicator"):
+                self._on_typing(conn, req.is_typing, req.room)  # type: ignore[union-attr]
         elif kind is UpdatePresence:
             if self._frame_allowed(conn, "presence:update"):
                 self._on_presence(conn, req.status)  # type: ignore[union-attr]
@@ -496,6 +519,9 @@ class ChatCore:
         elif kind is MarkRead:
             if self._frame_allowed(conn, "read:update"):
                 self._on_read(conn, req)  # type: ignore[arg-type]
+        elif kind is RoomRequest:
+            if self._frame_allowed(conn, f"room:{req.op}"):  # type: ignore[union-attr]
+                self._on_room(conn, req)  # type: ignore[arg-type]
 
     def _reject(self, conn: Conn, frame: dict[str, Any]) -> None:
         self.counters.rejections[frame["code"]] += 1
@@ -533,6 +559,15 @@ class ChatCore:
         rules = self.rules
         u = conn.user
         cmid = req.client_msg_id
+        room = req.room
+        if req.to:
+            room = dm_room([u.username, *req.to])
+            if room == dm_room([u.username]) or dm_participants(room) is None:
+                self._reject(conn, error_frame(ERR_INVALID_FIELD, "a direct message needs someone else (to: [names])",
+                                               client_msg_id=cmid, frame_type="message:send"))
+                return
+        if not self._in_room(conn, room, "message:send", cmid):
+            return
         if cmid is not None:
             draft = self.inflight.get((u.username, cmid))
             if draft is not None:  # a resend while the first is on its way: answered with it
@@ -572,7 +607,7 @@ class ChatCore:
             return
         if u.typing:
             self._clear_typing(u)
-        draft = Draft(u, conn, req.text, cmid)
+        draft = Draft(u, conn, req.text, cmid, room)
         u.pending += 1
         self.pending += 1
         if cmid is not None:
@@ -633,8 +668,9 @@ class ChatCore:
         out = self.out
         for m, draft in zip(messages, drafts):
             payload = encode(message_new_frame(m))
+            self.last_room_message[m.room] = m.id
             if draft is None:
-                out.append(Broadcast(payload))
+                out.extend(self._to_room(m.room, payload))
                 continue
             self.counters.messages_total += 1
             if draft.client_msg_id is not None:
@@ -661,7 +697,7 @@ class ChatCore:
                     if not item.done:
                         break
                     if item.payload is not None:
-                        out.append(Broadcast(item.payload))
+                        out.extend(self._to_room(item.room, item.payload))
                         for c in item.waiters:
                             out.append(Deliver(c, item.payload))
                 else:
@@ -686,13 +722,16 @@ class ChatCore:
 
     # -- typing and presence -------------------------------------------------------
 
-    def _on_typing(self, conn: Conn, is_typing: bool) -> None:
+    def _on_typing(self, conn: Conn, is_typing: bool, room: str = GENERAL) -> None:
         if conn.quiet:
             self._not_allowed(conn, "typing:indicator")
             return
         u = conn.user
         if not u.visible_here:
             return  # appearing offline: typing is not shown
+        if u.typing and room != u.typing_room:
+            self._clear_typing(u)  # typing in one room at a time
+        u.typing_room = room
         if is_typing:
             until = self.clock.monotonic() + self.rules.typing_timeout
             u.typing_until = until
@@ -708,9 +747,15 @@ class ChatCore:
             self._typing_changed(u, False)
 
     def _typing_changed(self, u: User, is_typing: bool) -> None:
-        self._about(u, Broadcast(encode(typing_frame(u.user_id, u.username, is_typing)),
-                                 exclude_user=u.user_id, lazy=True))
-        self._about(u, Relay({"t": "typing", "user": u.username, "user_id": u.user_id, "typing": is_typing}))
+        room = u.typing_room
+        payload = encode(typing_frame(u.user_id, u.username, is_typing, room))
+        if room == GENERAL:
+            self._about(u, Broadcast(payload, exclude_user=u.user_id, lazy=True))
+        else:
+            for effect in self._to_room(room, payload, exclude_user=u.user_id):
+                self._about(u, effect)
+        self._about(u, Relay({"t": "typing", "user": u.username, "user_id": u.user_id, "typing": is_typing,
+                              "room": room}))
 
     def _on_presence(self, conn: Conn, status: str) -> None:
         if conn.quiet:
@@ -732,34 +777,193 @@ class ChatCore:
                 if other is not conn:
                     self._about(u, Deliver(other, payload))
 
+    # -- rooms -------------------------------------------------------------------
+
+    def _add_room(self, u: User, info: RoomInfo) -> bool:
+        """*u* is in *info*'s room (from the store, a join, or a first direct message); whether it is new."""
+        new = info.room not in u.rooms
+        if new or info.last_read:
+            u.rooms[info.room] = info
+        if info.last_read and (u.last_read.get(info.room) or "") < info.last_read:
+            u.last_read[info.room] = info.last_read
+        if info.room != GENERAL:
+            self.room_users.setdefault(info.room, set()).add(u)
+        return new
+
+    def _drop_room(self, u: User, room: str) -> None:
+        u.rooms.pop(room, None)
+        u.last_read.pop(room, None)
+        members = self.room_users.get(room)
+        if members is not None:
+            members.discard(u)
+            if not members:
+                del self.room_users[room]
+
+    def _in_room(self, conn: Conn, room: str, frame_type: str, cmid: str | None = None) -> bool:
+        """Whether *conn* may use *room*; if not, it is told, in the same words as for a room that does
+        not exist (a direct message is never given away)."""
+        if room == GENERAL:
+            return True
+        u = conn.user
+        ok = not conn.session.document_only and (
+            room in u.rooms or (is_dm(room) and u.username.lower() in (dm_participants(room) or ())))
+        if not ok:
+            self._reject(conn, error_frame(ERR_NOT_ALLOWED, f"no such room {room}, or you are not in it",
+                                           client_msg_id=cmid, frame_type=frame_type))
+        return ok
+
+    def _room_conns(self, u: User) -> list[Conn]:
+        """*u*'s connections that know rooms (not the protocol document's clients)."""
+        return [c for c in (*u.conns, *u.quiet_conns) if not c.session.document_only]
+
+    def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None) -> list[Effect]:
+        """The effects that give *payload* to *room*'s members here (everyone for general)."""
+        if room == GENERAL:
+            return [Broadcast(payload, exclude_user=exclude_user)]
+        if is_dm(room):
+            self._dm_members_here(room)
+        return [Post(c, payload) for u in self.room_users.get(room, ()) if u.user_id != exclude_user
+                for c in self._room_conns(u)]
+
+    def _dm_members_here(self, room: str) -> None:
+        """A direct message's participants connected here are in it (``room:joined`` the first time)."""
+        for name in dm_participants(room) or ():
+            username = self.spellings.get(name_key(name))
+            u = self.presence.users.get(username) if username else None
+            if u is not None and u.username.lower() == name and self._add_room(u, dm_info(room)):
+                payload = encode({"type": "room:joined", "room": u.rooms[room].to_wire(u.username)})
+                self.out.extend(Post(c, payload) for c in self._room_conns(u))
+
+    def _on_room(self, conn: Conn, req: RoomRequest) -> None:
+        frame_type = f"room:{req.op}"
+        if conn.session.document_only:
+            self._not_allowed(conn, frame_type)
+            return
+        if req.op in ("leave", "topic", "invite", "members") and not self._in_room(conn, req.room, frame_type):
+            return
+        if req.op == "members" and req.room == GENERAL:  # everyone: the roster, paged from presence
+            page, after = self.presence.visible_page(req.username, req.limit)
+            members = [{"username": n, "userId": uid, "status": st, **({"verified": True} if v else {})}
+                       for n, uid, st, v in page]
+            self.out.append(Deliver(conn, encode({"type": "room:members", "room": GENERAL, "members": members,
+                                                  "next": after})))
+            return
+        if req.op == "leave" and (req.room == GENERAL or is_dm(req.room)):
+            self._reject(conn, error_frame(ERR_NOT_ALLOWED, f"{req.room} cannot be left", frame_type=frame_type))
+            return
+        self.out.append(RoomOp(conn, req, conn.user.username, conn.session.name_key))
+
+    def room_done(self, conn: Conn, req: RoomRequest, result: dict[str, Any] | Exception) -> None:
+        """The store answered a :class:`~.effects.RoomOp`."""
+        frame_type = f"room:{req.op}"
+        if conn.closing:
+            return
+        if isinstance(result, Exception):
+            self._reject(conn, error_frame(ERR_UNAVAILABLE, "rooms are unavailable right now", frame_type=frame_type))
+            return
+        if "error" in result:
+            code, why = result["error"]
+            self._reject(conn, error_frame(code, why, frame_type=frame_type))
+            return
+        u = conn.user
+        if req.op in ("create", "join"):
+            self.member_changed(u.username, req.room, True, result["info"])
+            self.out.append(Relay({"t": "member", "user": u.username, "room": req.room, "joined": True,
+                                   "info": result["info"]._asdict()}))
+        elif req.op == "leave":
+            self.member_changed(u.username, req.room, False, None)
+            self.out.append(Relay({"t": "member", "user": u.username, "room": req.room, "joined": False}))
+        elif req.op == "topic":
+            self.topic_changed(req.room, req.topic)
+            self.out.append(Relay({"t": "topic", "room": req.room, "topic": req.topic, "user": u.username}))
+        elif req.op == "invite":
+            self.invited(result["username"], req.room, u.username)
+            self.out.append(Relay({"t": "invite", "user": result["username"], "room": req.room, "by": u.username}))
+        elif req.op == "list":
+            self.out.append(Deliver(conn, encode({"type": "room:list", "rooms": result["rooms"]})))
+        elif req.op == "members":
+            members = []
+            for m in result["members"]:
+                status, _count = self.presence.aggregate(m["username"])
+                members.append({**m, "status": status})
+            self.out.append(Deliver(conn, encode({"type": "room:members", "room": req.room, "members": members,
+                                                  "next": result.get("next")})))
+
+    def member_changed(self, username: str, room: str, joined: bool, info: RoomInfo | None) -> None:
+        """*username* joined or left *room* (here or on another node): their windows and the room's
+        members here learn it."""
+        u = self.presence.users.get(username)
+        note = encode({"type": "room:member", "room": room, "username": username, "joined": joined})
+        members_before = [m for m in self.room_users.get(room, ()) if m is not u]
+        if u is not None:
+            if joined and info is not None:
+                self._add_room(u, info)
+                payload = encode({"type": "room:joined", "room": info.to_wire(u.username)})
+            else:
+                self._drop_room(u, room)
+                payload = encode({"type": "room:left", "room": room})
+            self.out.extend(Post(c, payload) for c in self._room_conns(u))
+        self.out.extend(Post(c, note) for m in members_before for c in self._room_conns(m))
+
+    def topic_changed(self, room: str, topic: str) -> None:
+        payload = encode({"type": "room:updated", "room": room, "topic": topic})
+        for m in self.room_users.get(room, ()):
+            info = m.rooms.get(room)
+            if info is not None:
+                m.rooms[room] = info._replace(topic=topic)
+            self.out.extend(Post(c, payload) for c in self._room_conns(m))
+
+    def remote_room(self, event: dict[str, Any]) -> None:
+        """A room change relayed by another node (see :meth:`room_done`)."""
+        kind = event.get("t")
+        if kind == "member":
+            info = event.get("info")
+            self.member_changed(event["user"], event["room"], bool(event["joined"]),
+                                RoomInfo(**info) if isinstance(info, dict) else None)
+        elif kind == "topic":
+            self.topic_changed(event["room"], event["topic"])
+        elif kind == "invite":
+            self.invited(event["user"], event["room"], event["by"])
+
+    def invited(self, username: str, room: str, by: str) -> None:
+        username = self.spellings.get(name_key(username), username)
+        u = self.presence.users.get(username)
+        if u is not None:
+            payload = encode({"type": "room:invited", "room": room, "by": by})
+            self.out.extend(Post(c, payload) for c in self._room_conns(u))
+
     def _on_read(self, conn: Conn, req: MarkRead) -> None:
+        if not self._in_room(conn, req.room, "read:update"):
+            return
         last = self.last_message_id
         if last is None or req.message_id > last:
             self._reject(conn, error_frame(ERR_INVALID_FIELD, "messageId is not a message of this room yet",
                                            frame_type="read:update"))
             return
         u = conn.user
-        if self._remember_read(u, conn.session.name_key, req.message_id):
+        if self._remember_read(u, conn.session.name_key, req.room, req.message_id):
             payload = encode(read_position_frame(req.room, req.message_id))
             for other in u.conns:
                 if other is not conn:
                     self.out.append(Deliver(other, payload))
             self.out.append(Relay({"t": "read", "user": u.username, "room": req.room, "id": req.message_id}))
 
-    def _remember_read(self, u: User, key: str, message_id: str | None) -> bool:
-        """Move *u*'s position in general forward to *message_id*; whether it moved."""
-        if message_id is None or (u.last_read is not None and message_id <= u.last_read):
+    def _remember_read(self, u: User, key: str, room: str, message_id: str | None) -> bool:
+        """Move *u*'s position in *room* forward to *message_id*; whether it moved."""
+        known = u.last_read.get(room)
+        if message_id is None or (known is not None and message_id <= known):
             return False
-        u.last_read = message_id
-        self.out.append(SaveRead(key, GENERAL, message_id))
+        u.last_read[room] = message_id
+        self.out.append(SaveRead(key, room, message_id))
         return True
 
     def remote_read(self, username: str, room: str, message_id: str) -> None:
         """*username* read *room* up to *message_id* on another node: tell their windows here."""
         u = self.presence.users.get(username)
-        if u is None or (u.last_read is not None and message_id <= u.last_read):
+        known = u.last_read.get(room) if u is not None else None
+        if u is None or (known is not None and message_id <= known):
             return
-        u.last_read = message_id
+        u.last_read[room] = message_id
         payload = encode(read_position_frame(room, message_id))
         for conn in u.conns:
             self.out.append(Deliver(conn, payload))
@@ -792,9 +996,13 @@ class ChatCore:
                                                             self.presence.verified(username))),
                                       exclude_user=user_id if exclude_user else None, lazy=True))
 
-    def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
+    def remote_typing(self, username: str, user_id: str, is_typing: bool, room: str = GENERAL) -> None:
         """Another node's user started or stopped typing."""
-        self.out.append(Broadcast(encode(typing_frame(user_id, username, is_typing)), exclude_user=user_id, lazy=True))
+        payload = encode(typing_frame(user_id, username, is_typing, room))
+        if room == GENERAL:
+            self.out.append(Broadcast(payload, exclude_user=user_id, lazy=True))
+        else:
+            self.out.extend(self._to_room(room, payload, exclude_user=user_id))
 
     def node_users(self, node: str, users: dict[str, tuple[Any, ...]]) -> None:
         """Everything *node* has (``username -> (user_id, status, count[, verified])``), replacing
@@ -831,7 +1039,8 @@ class ChatCore:
             if upto is None or upto <= session.since:  # nothing after it: answer without a read
                 self.history_read(conn, None, HistoryResult([], False, None))
                 return
-            self.out.append(Read(conn, HistoryQuery("after", RESUME_CHUNK, after=session.since, upto=upto)))
+            self.out.append(Read(conn, HistoryQuery("after", RESUME_CHUNK, after=session.since, upto=upto,
+                                                    rooms=self._resume_rooms(conn))))
         elif upto is None:
             self.history_read(conn, None, HistoryResult([], False))
         elif self._join_frame is not None and self._join_frame[0] == (session.history, upto):
@@ -840,7 +1049,15 @@ class ChatCore:
         else:
             self.out.append(Read(conn, HistoryQuery("latest", session.history, upto=upto)))
 
+    def _resume_rooms(self, conn: Conn) -> tuple[str, ...]:
+        """Every room the user is in (only general for a client written from the protocol document)."""
+        if conn.session.document_only:
+            return (GENERAL,)
+        return (GENERAL, *sorted(r for r in conn.user.rooms if r != GENERAL))
+
     def _on_history_request(self, conn: Conn, req: RequestHistory) -> None:
+        if not self._in_room(conn, req.room, "history:request"):
+            return
         if len(conn.reads) >= MAX_QUEUED_READS:
             self._reject(conn, error_frame(
                 ERR_RATE_LIMITED,
@@ -856,7 +1073,7 @@ class ChatCore:
         if conn.reads and not conn.closing:
             req = conn.reads.pop(0)
             conn.reading = True
-            self.out.append(Read(conn, HistoryQuery("latest", req.limit, before=req.before)))
+            self.out.append(Read(conn, HistoryQuery("latest", req.limit, before=req.before, rooms=(req.room,))))
 
     def history_read(self, conn: Conn, query: HistoryQuery | None, result: HistoryResult | Exception) -> None:
         """A :class:`~.effects.Read` for *conn* completed (or failed with an exception)."""
@@ -901,10 +1118,11 @@ class ChatCore:
         has_more = result.has_more or n < len(parts)
         if conn.live:  # a page
             before = query.before if query is not None else None
-            out.append(Deliver(conn, history_payload(newest, "page", has_more, before=before)))
+            room = query.rooms[0] if query is not None else GENERAL
+            out.append(Deliver(conn, history_payload(newest, "page", has_more, before=before, room=room)))
             out.append(WhenDrained(conn))
         else:
-            payload = history_payload(newest, "join", has_more)
+            payload = history_payload(newest, "join", has_more, room=GENERAL)
             if query is not None:
                 self._join_frame = ((query.limit, query.upto), payload)
             out.append(Deliver(conn, payload))
@@ -923,7 +1141,8 @@ class ChatCore:
             return
         resume = conn.resume
         if resume is not None:
-            self.out.append(Read(conn, HistoryQuery("after", RESUME_CHUNK, after=resume.cursor, upto=resume.upto)))
+            self.out.append(Read(conn, HistoryQuery("after", RESUME_CHUNK, after=resume.cursor, upto=resume.upto,
+                                                    rooms=self._resume_rooms(conn))))
         else:
             conn.reading = False
             self._next_read(conn)

@@ -9,7 +9,7 @@ broadcast costs one encoding whoever receives it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .history import HistoryQuery
@@ -96,6 +96,24 @@ class Relay(NamedTuple):
     event: dict[str, object]
 
 
+class Post(NamedTuple):
+    """A live frame for one connection, in order with the broadcasts it gets (held back, like them,
+    while its history goes out): a room's message or typing, for its members only."""
+
+    conn: Conn
+    payload: bytes
+
+
+class RoomOp(NamedTuple):
+    """Ask the store to create, join, leave, invite to, retitle, list or page a room; the answer
+    goes to :meth:`ChatCore.room_done`."""
+
+    conn: Conn
+    request: Any  # protocol.RoomRequest
+    username: str
+    name_key: str
+
+
 class SaveRead(NamedTuple):
     """Keep a user's read position in a room (forward only)."""
 
@@ -104,4 +122,5 @@ class SaveRead(NamedTuple):
     message_id: str
 
 
-Effect = Deliver | Broadcast | Attach | Release | Close | Abort | Ping | Store | Read | WhenDrained | Relay | SaveRead
+Effect = (Deliver | Broadcast | Attach | Release | Close | Abort | Ping | Store | Read | WhenDrained | Relay | SaveRead
+          | Post | RoomOp)

@@ -43,6 +43,7 @@ class HistoryQuery(NamedTuple):
     before: str | None = None
     after: str | None = None
     upto: str | None = None
+    rooms: tuple[str, ...] = ("general",)  # only messages of these rooms
 
 
 class HistoryResult(NamedTuple):

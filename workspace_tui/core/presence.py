@@ -30,6 +30,9 @@ class Presence:
     """The registry of users: local state, remote reports, remembered statuses and the roster."""
 
     TAIL_MAX = 256  # users in the roster's tail before it is merged into the base
+    # ``connected`` lists at most this many users (about 20 KiB); beyond it clients page the rest
+    # with ``room:members`` for general, so a join costs the same with 100 or 10,000 people online.
+    ROSTER_CAP = 200
 
     def __init__(self, status_memory: float = 300.0) -> None:
         self.users: dict[str, User] = {}  # username -> state, for users with connections here
@@ -45,6 +48,8 @@ class Presence:
         self._base_ids: frozenset[str] = frozenset()
         self._tail: dict[str, bytes] = {}
         self._tail_json: bytes | None = None
+        self._head: bytes | None = None  # the capped roster (see roster_head)
+        self._names: dict[str, str] = {}  # user_id -> username, of the visible users
 
     # -- users here -------------------------------------------------------------
 
@@ -119,6 +124,8 @@ class Presence:
             entry = encode(fields)
             if self._entries.get(user_id) == entry:
                 return status, count
+            self._head = None
+            self._names[user_id] = username
             self._entries[user_id] = entry
             if user_id in self._base_ids:
                 self._base = None
@@ -126,6 +133,8 @@ class Presence:
                 self._tail[user_id] = entry
                 self._tail_json = None
         elif self._entries.pop(user_id, None) is not None:
+            self._head = None
+            self._names.pop(user_id, None)
             if user_id in self._base_ids:
                 self._base = None
             elif self._tail.pop(user_id, None) is not None:
@@ -136,6 +145,35 @@ class Presence:
     def connected_users(self) -> int:
         """Distinct users visible online, on every node."""
         return len(self._entries)
+
+    def roster_complete(self) -> bool:
+        return len(self._entries) <= self.ROSTER_CAP
+
+    def roster_head(self) -> list[bytes]:
+        """The first ``ROSTER_CAP`` entries, for ``connected`` when more users than that are online
+        (rebuilt only after a change)."""
+        if self._head is None:
+            head = []
+            for entry in self._entries.values():
+                head.append(entry)
+                if len(head) >= self.ROSTER_CAP:
+                    break
+            self._head = b",".join(head)
+        return [self._head]
+
+    def visible_page(self, after: str, limit: int) -> tuple[list[tuple[str, str, str, bool]], str | None]:
+        """Online users with names after *after*, by name: ``(username, user_id, status, verified)``,
+        and the name to page on from (``None``: that was all). For ``room:members`` of general."""
+        names = sorted(u for u in self._names.values() if u > after)
+        page = names[:limit]
+        out = []
+        for name in page:
+            status, _ = self.aggregate(name)
+            u = self.users.get(name)
+            user_id = u.user_id if u is not None else next(
+                (r.user_id for users in self.remote.values() if (r := users.get(name)) is not None), "")
+            out.append((name, user_id, status, self.verified(name)))
+        return out, (page[-1] if len(names) > limit else None)
 
     def roster_parts(self) -> list[bytes]:
         """The entries of the ``users`` array, encoded and comma-separated (no brackets), as

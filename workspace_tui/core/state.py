@@ -95,14 +95,17 @@ class User:
 
     __slots__ = (
         "username", "user_id", "status", "conns", "quiet", "typing", "typing_until", "backlog", "pending",
-        "verified", "last_read",
+        "verified", "last_read", "rooms", "typing_room", "quiet_conns",
     )
 
     def __init__(self, username: str, status: str = "online", verified: bool = False) -> None:
         self.username = username
         self.user_id = user_id_for(username)
         self.verified = verified  # proved the name (a key); unverified names are marked by clients
-        self.last_read: str | None = None  # where they stopped reading general, as far as this node knows
+        self.last_read: dict[str, str] = {}  # room -> where they stopped reading it, as far as this node knows
+        self.rooms: dict[str, Any] = {}  # room -> its summary (core.rooms.RoomInfo), general included
+        self.typing_room = "general"
+        self.quiet_conns: list[Conn] = []  # its presence=none connections (they get room messages too)
         self.status = status
         # visible-capable (non-quiet) connections: at most a few, and a list is smaller than a set
         self.conns: list[Conn] = []
@@ -122,9 +125,10 @@ class User:
 class Draft:
     """A message accepted from a client and on its way to the store."""
 
-    __slots__ = ("user", "conn", "text", "client_msg_id", "done", "payload", "waiters")
+    __slots__ = ("user", "conn", "text", "client_msg_id", "done", "payload", "waiters", "room")
 
-    def __init__(self, user: User, conn: Conn, text: str, client_msg_id: str | None) -> None:
+    def __init__(self, user: User, conn: Conn, text: str, client_msg_id: str | None, room: str = "general") -> None:
+        self.room = room
         self.user = user
         self.conn = conn
         self.text = text
@@ -135,4 +139,5 @@ class Draft:
 
     def message(self, message_id: str, created_at: str) -> ChatMessage:
         u = self.user
-        return ChatMessage(message_id, u.user_id, u.username, self.text, created_at, self.client_msg_id, u.verified)
+        return ChatMessage(message_id, u.user_id, u.username, self.text, created_at, self.client_msg_id, u.verified,
+                           self.room)

@@ -37,8 +37,10 @@ from workspace_tui.core.effects import (
     Deliver,
     Ping,
     Read,
+    Post,
     Relay,
     Release,
+    RoomOp,
     SaveRead,
     Store,
     WhenDrained,
@@ -215,8 +217,12 @@ class Server:
                         self._when_drained(e.conn.link)
                     elif kind is Relay:
                         backend.relay(e.event)
+                    elif kind is Post:
+                        fanout.post(e.conn.link, e.payload)
                     elif kind is SaveRead:
                         backend.save_read(e.name_key, e.room, e.message_id)
+                    elif kind is RoomOp:
+                        self._room_op(e)
                     elif kind is Close:
                         self._close(e.conn, e.code, e.reason)
                     elif kind is Abort:
@@ -228,6 +234,13 @@ class Server:
             self._running = False
         if core.next_wake() < self._timer_at:
             self._arm_timer()
+
+    def _room_op(self, op: RoomOp) -> None:
+        def done(result: Any) -> None:
+            self.core.room_done(op.conn, op.request, result)
+            self.run()
+
+        self.backend.room_op(op.request, op.username, op.name_key, done)
 
     def _read(self, conn: Conn, query: HistoryQuery) -> None:
         if not self._reads:
@@ -387,19 +400,20 @@ class Server:
             self._read_state(peer, request, decision)
 
     def _read_state(self, peer: Connection, request: Request, session: Session) -> None:
-        """Where the user stopped reading (for ``connected.rooms`` and a document-only client's replay)."""
+        """The user's rooms and where they stopped reading each (``connected.rooms``, a document-only
+        client's replay)."""
 
-        def got(state: Any) -> None:
+        def got(rooms: Any) -> None:
             if peer.lost or session.released:
                 self.core.release(session)
                 return
-            if isinstance(state, Exception):
-                log.warning("could not read %s's read position: %s", session.username, state)
+            if isinstance(rooms, Exception):
+                log.warning("could not read %s's rooms: %s", session.username, rooms)
             else:
-                session.reads = state
+                session.reads = rooms
             self._reserve(peer, request, session)
 
-        self.backend.read_state(session.name_key, session.username, GENERAL, got)
+        self.backend.rooms_of(session.name_key, session.username, got)
 
     def _reserve(self, peer: Connection, request: Request, session: Session) -> None:
         """The last step: a slot of the workspace-wide per-user cap (Redis), then accept."""
@@ -552,8 +566,12 @@ class Server:
         self.core.remote_read(username, room, message_id)
         self.run()
 
-    def remote_typing(self, username: str, user_id: str, is_typing: bool) -> None:
-        self.core.remote_typing(username, user_id, is_typing)
+    def remote_room(self, event: dict[str, Any]) -> None:
+        self.core.remote_room(event)
+        self.run()
+
+    def remote_typing(self, username: str, user_id: str, is_typing: bool, room: str = GENERAL) -> None:
+        self.core.remote_typing(username, user_id, is_typing, room)
         self.run()
 
     def node_users(self, node: str, users: dict[str, tuple[str, str, int, bool]]) -> None:

@@ -149,6 +149,15 @@ class Fanout:
             peer.pending.append(b"".join(payload))
         self._schedule()
 
+    def post(self, peer: Connection, payload: bytes) -> None:
+        """A live frame for *peer* alone, after the broadcasts before it (held while *peer* is)."""
+        if peer.closing:
+            return
+        if self._log:
+            self._take_log(peer)
+        self._queue(peer, [self._wire(payload)])
+        self._schedule()
+
     def publish(self, payload: bytes, exclude_user: str | None, exclude_peer: Connection | None, lazy: bool) -> None:
         """Deliver *payload* to every attached connection except those of ``exclude_user`` (a user
         id) and ``exclude_peer``."""

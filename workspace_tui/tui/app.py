@@ -840,7 +840,7 @@ class ChatApp(App[None]):
 
     def on_own_message_pending(self, message: m.OwnMessagePending) -> None:
         entry = message.entry
-        room = getattr(entry, "room", GENERAL)
+        room = getattr(entry, "room", None) or GENERAL
         if room not in self.rooms.views:
             self.rooms.ensure(room)
             self._show_rooms()
@@ -854,7 +854,7 @@ class ChatApp(App[None]):
         self._refresh_queued()
 
     def on_own_message_failed(self, message: m.OwnMessageFailed) -> None:
-        self.list_for(getattr(message.entry, "room", GENERAL)).set_pending(message.entry, message.reason or message.code)
+        self.list_for(getattr(message.entry, "room", None) or GENERAL).set_pending(message.entry, message.reason or message.code)
         self.notify(f"Message not sent: {safe(message.reason)}", severity="error", timeout=6, markup=False)
         self._refresh_queued()
         self.refresh_bindings()
