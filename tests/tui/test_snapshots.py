@@ -130,3 +130,24 @@ async def test_snapshot_join_screen():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert_snapshot(app, "join")
+
+
+async def test_snapshot_rooms_sidebar():
+    """Rooms, a DM and unread badges (the sidebar shows once there is more than general)."""
+    from workspace_tui.client.reads import RoomSummary
+
+    app = ChatApp("ws://chat.example:4000/ws", "alice", connect=False, auto_away_minutes=0)
+    rooms = (
+        RoomSummary("general", None, 0, 0),
+        RoomSummary("dev", None, 3, 0, kind="public", topic="backend and deploys"),
+        RoomSummary("ops", None, 0, 0, kind="private", topic="incidents"),
+        RoomSummary("dm:alice,bob", None, 2, 1, kind="dm", with_=("bob",)),
+    )
+    async with app.run_test(size=(120, 28)) as pilot:
+        app.chat_input.cursor_blink = False
+        app.post_message(m.ChatJoined(user_id_for("alice"), "alice", ROSTER, Limits(), rooms=rooms))
+        app.post_message(m.HistoryLoaded(tuple(CONVERSATION), "join", has_more=False))
+        app.post_message(m.ConnectionChanged(ConnectionState.CONNECTED, attempt=1))
+        await pilot.pause()
+        await pilot.pause()
+        assert_snapshot(app, "rooms")

@@ -997,8 +997,15 @@ class ChatApp(App[None]):
         self.status_bar.set_unseen(new.unseen, new.unseen_mentions)
         self._show_rooms()
         self.refresh_bindings()
+        self.call_after_refresh(self._read_on_screen)
         if self.client is not None and getattr(self.client, "connected", False):
             self.run_worker(self._first_visit(room), group="rooms")
+
+    async def _read_on_screen(self) -> None:
+        """A room just opened at its bottom: what arrived while it was hidden is read now."""
+        ml = self.message_list
+        if ml.at_newest() and ml.newest_id is not None:
+            await self._report_read(ml.newest_id, room=self.current_room)
 
     async def _first_visit(self, room: str) -> None:
         ml = self.lists[room]
