@@ -6,7 +6,8 @@ Starts an embedded server on a free port (SQLite in a temporary directory),
 connects ci-bot, bob, carol and dave with the real client, stages a morning of
 a small team (a staging deploy, a code review with a mention of alice, bob away
 at lunch, a production deploy), drives alice's ``ChatApp`` with Textual's Pilot
-at 140x40 and then 80x24, and saves SVGs with ``App.save_screenshot``. PNGs are made
+at 140x40 and then 80x24, then once more in three rooms with a direct message
+(the sidebar's unread and mention badges), and saves SVGs with ``App.save_screenshot``. PNGs are made
 with ``rsvg-convert`` (``apt-get install librsvg2-bin``) or, failing that,
 ``cairosvg`` if installed.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent
 WIDE = (140, 40)
 SMALL = (80, 24)
-NAMES = ("conversation", "reconnecting", "help")
+NAMES = ("conversation", "reconnecting", "help", "rooms")
 
 
 async def wait_until(pilot, condition, timeout: float = 15.0) -> None:
@@ -137,6 +138,33 @@ async def main() -> None:
         await pilot.press("f1")
         await pilot.pause(0.3)
         helped.save_screenshot("help.svg", str(OUT))
+
+    # Rooms: carol's #dev and bob's #ops, a direct message from bob. alice is in #ops; the
+    # sidebar counts what came meanwhile in #dev (a mention: the @ badge) and in the DM.
+    await carol.create_room("dev", "backend and deploys")
+    await bob.create_room("ops", "incidents and on-call")
+    await dave.join_room("dev")
+    roomy = ChatApp(server.url, "alice", client_factory=factory, bell=False, auto_away_minutes=0)
+    async with roomy.run_test(size=WIDE) as pilot:
+        await wait_until(pilot, lambda: roomy.status_bar.state is ConnectionState.CONNECTED)
+        await pilot.press(*"/join dev", "enter")
+        await wait_until(pilot, lambda: roomy.current_room == "dev")
+        await pilot.press(*"/join ops", "enter")
+        await wait_until(pilot, lambda: roomy.current_room == "ops")
+        await bob.send("pager handover: quiet night, one disk alert on db-2 (cleared by itself)", room="ops")
+        await settled(bob)
+        await pilot.press(*"thanks, I have the pager from 2. I will keep an eye on db-2", "enter")
+        await wait_until(pilot, lambda: not roomy.message_list.pending_ids and roomy.message_list.message_count >= 2)
+        await carol.send("PR #219 is up: rooms in the sidebar, the switcher is on Ctrl+K", room="dev")
+        await dave.send("@alice can we pair on the read positions after standup?", room="dev")
+        await carol.send("staging deploy of #219 in 10 minutes", room="dev")
+        await bob.send("are you around at 3? quick chat about the on-call rota", to=["alice"])
+        for client in (carol, dave, bob):
+            await settled(client)
+        await wait_until(pilot, lambda: roomy.rooms.views["dev"].unread >= 3 and "dm:alice,bob" in roomy.rooms.views)
+        await pilot.pause(0.3)
+        roomy.chat_input.cursor_blink = False
+        roomy.save_screenshot("rooms.svg", str(OUT))
 
     for client in clients.values():
         await client.close()

@@ -58,14 +58,16 @@ async def test_sidebar_badges_switcher_and_room_keys(harness: Harness):
         await bob.send("hello dev", room="dev")
         await bob.send("@alice have a look", room="dev")
         await bob.send("psst", to=["alice"])
-        await wait_until(pilot, lambda: "#dev @1" in sidebar_text(app), what="mention badge", detail=lambda: sidebar_text(app))
+        await wait_until(pilot, lambda: "#dev 2 @1" in sidebar_text(app), what="unread and mention badge",
+                         detail=lambda: sidebar_text(app))
         await wait_until(pilot, lambda: "@ bob 1" in sidebar_text(app), what="DM with its unread count")
         assert "hello dev" not in screen_text(app)  # general shows general's messages only
         # Next unread: mentions first.
         await pilot.press("alt+shift+down")
         assert app.current_room == "dev"
         await wait_until(pilot, lambda: screen_with(app, "bob │ hello dev", "bob │ @alice have a look"))
-        await wait_until(pilot, lambda: "#dev @" not in sidebar_text(app), what="read: the badge goes")
+        await wait_until(pilot, lambda: "▌#dev" in sidebar_text(app).splitlines(), what="read: the badges go",
+                         detail=lambda: sidebar_text(app))
         # Ctrl+K, fuzzy: "bo" finds the DM with bob.
         await pilot.press("ctrl+k")
         await pilot.press("b", "o", "enter")
@@ -80,9 +82,9 @@ async def test_sidebar_badges_switcher_and_room_keys(harness: Harness):
         assert app.current_room == "general"
         await pilot.press("ctrl+pagedown")
         assert app.current_room == "dev"
-        await pilot.press("ctrl+g")  # the sidebar hides, and comes back
+        await pilot.press("ctrl+t")  # the sidebar hides, and comes back
         assert not app.sidebar.display
-        await pilot.press("ctrl+g")
+        await pilot.press("ctrl+t")
         assert app.sidebar.display
 
 
@@ -95,7 +97,7 @@ async def test_narrow_terminal_hides_the_sidebar_until_toggled(harness: Harness)
         await wait_until(pilot, lambda: "dm:alice,bob" in app.rooms.views, what="the DM is known")
         await pilot.pause()
         assert not app.sidebar.display
-        await pilot.press("ctrl+g")
+        await pilot.press("ctrl+t")
         assert app.sidebar.display
         await wait_until(pilot, lambda: screen_with(app, "@ bob"), what="DM in the sidebar")
 
@@ -273,7 +275,7 @@ async def test_unread_from_the_server_on_join(harness: Harness):
     app = harness.app("alice")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await connected(pilot, app)
-        await wait_until(pilot, lambda: "#dev @1" in sidebar_text(app), what="the server's counts",
+        await wait_until(pilot, lambda: "#dev 2 @1" in sidebar_text(app), what="the server's counts",
                          detail=lambda: sidebar_text(app))
         assert app.rooms.views["dev"].unread == 2
         await pilot.press("alt+down")

@@ -47,6 +47,12 @@ Exit codes:
     metavar="MINUTES",
     help="Set your status to away after this long without a key press; 0 turns it off.",
 )
+@click.option(
+    "--highlight",
+    multiple=True,
+    metavar="WORD",
+    help="Notify for messages with this word, as for a mention (repeatable; config: [chat] highlight = [\"deploy\"]).",
+)
 def chat(
     url: str,
     username: str | None,
@@ -56,6 +62,7 @@ def chat(
     db: str | None,
     bell: bool,
     auto_away: float,
+    highlight: tuple[str, ...],
 ) -> None:
     """Join the chat in the terminal app.
 
@@ -67,6 +74,8 @@ def chat(
     F2 online, F3 away, F4 busy, F5 offline, Ctrl+F failed messages, F8 retry /
     F9 discard a failed message, F1 or ? help, Ctrl+P command palette,
     Ctrl+Q quit. Auto-away applies only while your status is online.
+    Rooms: Ctrl+K switch, Alt+Up/Down (Ctrl+PgUp/PgDn) previous/next,
+    Alt+Shift+Down (Ctrl+N) next unread, Ctrl+T sidebar; /help lists the commands.
 
     \b
     Remap keys in the config file, by binding id (F1 lists them all):
@@ -100,6 +109,7 @@ def chat(
         auto_away_minutes=auto_away,
         serve=serve_config,
         keymap=keymap,
+        highlight=highlight,
     )
     app.run()
     if app.return_code:

@@ -35,7 +35,7 @@ KEY_IDS: dict[str, tuple[str, str]] = {
     "rooms.next": ("alt+down,ctrl+pagedown", "Next room in the sidebar"),
     "rooms.previous": ("alt+up,ctrl+pageup", "Previous room in the sidebar"),
     "rooms.next_unread": ("alt+shift+down,ctrl+n", "Next room with unread messages (mentions first)"),
-    "sidebar.toggle": ("ctrl+g", "Show or hide the rooms (starts hidden below 100 columns)"),
+    "sidebar.toggle": ("ctrl+t", "Show or hide the rooms (starts hidden below 100 columns)"),
 }
 
 # Keys the message input needs for typing and moving: a remapped binding may not take them.

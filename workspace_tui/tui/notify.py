@@ -5,7 +5,7 @@ Notified: mentions of our name, direct messages, and our own highlight words
 the room on screen while the window has the focus.
 
 How, decided once from the environment (``WORKSPACE_NOTIFY`` overrides: ``osc777``,
-``osc9``, ``notify-send``, ``bell`` or ``none``; several separated by commas):
+``osc9``, ``notify-send``, several separated by commas, or ``none``):
 
 - OSC 777 (``ESC ] 777 ; notify ; TITLE ; BODY BEL``) in terminals known to show it:
   foot, WezTerm, Ghostty, contour, rxvt-unicode, and VTE ones (``VTE_VERSION``);
@@ -60,7 +60,7 @@ def methods_for(env: Mapping[str, str], which: Callable[[str], str | None] = shu
     """How notifications reach the desktop here (see the module docstring)."""
     chosen = env.get("WORKSPACE_NOTIFY", "").strip().lower()
     if chosen:
-        return tuple(m for m in (p.strip() for p in chosen.split(",")) if m in ("osc777", "osc9", "notify-send", "bell"))
+        return tuple(m for m in (p.strip() for p in chosen.split(",")) if m in ("osc777", "osc9", "notify-send"))
     out: list[str] = []
     program = env.get("TERM_PROGRAM", "").lower()
     term = env.get("TERM", "").lower()

@@ -17,7 +17,7 @@ INPUT_KEYS: list[tuple[str, str]] = [
     ("Ctrl+J / Alt+Enter", "New line (Shift+Enter does not reach most terminals)"),
     ("Up / Down", "Recall what you sent (from an empty input)"),
     ("Tab", "Complete a name (@bo, bo), a #room or a /command; Tab again: the next one"),
-    ("/help", "Slash commands: /join /leave /create /topic /msg /me /away /who /mute …"),
+    ("/help", "Lists the slash commands: /join, /leave, /create, /topic, /msg, /me, /away, /who, /mute and more"),
     ("Ctrl+P", "Command palette (statuses, failed messages, help)"),
     ("Ctrl+Q", "Quit (asks first while messages are queued; Ctrl+Q twice quits)"),
 ]

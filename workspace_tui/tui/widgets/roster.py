@@ -93,7 +93,8 @@ class Roster(Static):
         members = {} if replace else self.by_room.get(room, {})
         for user_id, name, status, verified in entries:
             known = online.get(user_id)  # presence we follow live wins over the page's snapshot
-            members[user_id] = _Member(user_id, name, known.status if known else status, 1, verified)
+            proved = verified or (known is not None and known.verified)
+            members[user_id] = _Member(user_id, name, known.status if known else status, 1, proved)
         self.by_room[room] = members
         if self.room == room:
             self.members = members
@@ -106,7 +107,9 @@ class Roster(Static):
             return  # not paged yet: the first page will have them
         if joined:
             known = self.by_room.get("general", {}).get(user_id)
-            members[user_id] = _Member(user_id, username, known.status if known else "offline")
+            members[user_id] = _Member(
+                user_id, username, known.status if known else "offline", 1, known is not None and known.verified
+            )
         else:
             members.pop(user_id, None)
         if self.room == room:

@@ -1,6 +1,6 @@
 """The sidebar: rooms and direct messages, the current one marked, unread counts and mention badges.
 
-``# general``, ``#dev  3``, ``bob  @1``: rooms first, then DMs by the other names. A muted
+``#general``, ``#dev 3 @1`` (3 unread, 1 of them names us), ``@ bob 1``: rooms first, then DMs by the other names. A muted
 room is dim and its count hidden behind ``~``. Names are appended as plain text, never markup.
 """
 
@@ -60,10 +60,12 @@ class Sidebar(Static):
         line.append(("@ " if view.is_dm else "") + label, style)
         if view.muted:
             line.append(" ~", Style(dim=True))
-        elif view.mentions:
-            line.append(f" @{count_text(view.mentions)}", Style(color="#1e1e1e", bgcolor="#e5a50a", bold=True))
-        elif view.unread:
+            return line
+        if view.unread:
             line.append(f" {count_text(view.unread)}", Style(color="#33b3e0", bold=True))
+        if view.mentions:
+            line.append(" ")
+            line.append(f"@{count_text(view.mentions)}", Style(color="#1e1e1e", bgcolor="#e5a50a", bold=True))
         return line
 
     def _redraw(self) -> None:
