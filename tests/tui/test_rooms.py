@@ -125,6 +125,9 @@ async def test_unknown_command_is_local_and_double_slash_is_literal(harness: Har
         await type_line(pilot, "/msg bob hello there")
         await wait_until(pilot, lambda: "hello there" in texts(bob_events))
         assert app.current_room == "dm:alice,bob"
+        # A new DM's members are asked for once the server has made it (room:joined).
+        await wait_until(pilot, lambda: {m.username for m in app.roster.members.values()} == {"alice", "bob"},
+                         what="the DM's members")
         await type_line(pilot, "/leave")
         await wait_until(pilot, lambda: screen_with(app, "cannot leave general or a direct message"))
 

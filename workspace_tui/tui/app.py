@@ -1008,6 +1008,8 @@ class ChatApp(App[None]):
             await self._report_read(ml.newest_id, room=self.current_room)
 
     async def _first_visit(self, room: str) -> None:
+        if room.startswith("dm:") and room not in self.summaries:
+            return  # a DM the server makes with its first message: nothing to ask for before (room:joined)
         ml = self.lists[room]
         if room != GENERAL and ml.message_count == 0 and not ml.loading_older:
             ml.loading_older = True
@@ -1053,6 +1055,8 @@ class ChatApp(App[None]):
             if self._switch_on_join == summary.room:
                 self._switch_on_join = None
                 self.switch_room(summary.room)
+            elif summary.room == self.current_room and self.client is not None:
+                self.run_worker(self._first_visit(summary.room), group="rooms")  # a DM on screen now exists
             self._show_rooms()
         elif isinstance(event, RoomLeft):
             self.rooms.remove(event.room)
