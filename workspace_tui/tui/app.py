@@ -1045,52 +1045,9 @@ class ChatApp(App[None]):
         self.switch_room(message.room)
 
     def on_room_event_received(self, message: m.RoomEventReceived) -> None:
-        event = message.event
-        if isinstance(event, RoomJoined):
-            summary = event.room
-            self.summaries[summary.room] = summary
-            self.rooms.add(summary)
-            if summary.room in self._members_asked:
-                self._members_asked.discard(summary.room)  # members changed while we were out
-            if self._switch_on_join == summary.room:
-                self._switch_on_join = None
-                self.switch_room(summary.room)
-            elif summary.room == self.current_room and self.client is not None:
-                self.run_worker(self._first_visit(summary.room), group="rooms")  # a DM on screen now exists
-            self._show_rooms()
-        elif isinstance(event, RoomLeft):
-            self.rooms.remove(event.room)
-            self.roster.forget_room(event.room)
-            self._members_asked.discard(event.room)
-            if self.current_room == event.room:
-                self.switch_room(GENERAL)
-            ml = self.lists.pop(event.room, None)
-            if ml is not None:
-                ml.remove()
-            self._show_rooms()
-        elif isinstance(event, RoomUpdated):
-            view = self.rooms.views.get(event.room)
-            if view is not None:
-                view.topic = event.topic
-                self._show_rooms()
-        elif isinstance(event, RoomMemberChanged):
-            from workspace_tui.protocol import user_id_for
+        from workspace_tui.tui.room_events import apply_room_event
 
-            self.roster.room_member(event.room, user_id_for(event.username), event.username, event.joined)
-        elif isinstance(event, RoomInvited):
-            self.notify(f"{safe(event.by)} invited you to #{safe(event.room)}: /join {safe(event.room)}",
-                        timeout=15, markup=False)
-        elif isinstance(event, RoomsListed):
-            lines = [
-                f"#{safe(r.room)} ({r.members}){' ✓' if r.joined else ''}{'  ' + safe(r.topic) if r.topic else ''}"
-                for r in event.rooms if r.kind != "dm"
-            ]
-            self.notify("\n".join(lines[:30]) or "No rooms.", title="Rooms (✓: you are in)", timeout=15, markup=False)
-        elif isinstance(event, RoomMembersListed):
-            entries = [(mb.user_id or mb.username.lower(), mb.username, mb.status, mb.verified) for mb in event.members]
-            self.roster.set_room_members(event.room, entries)
-            if event.next is not None and self.client is not None and len(self.roster.by_room.get(event.room, {})) < 1000:
-                self.run_worker(self.client.request_members(event.room, after=event.next), group="rooms")
+        apply_room_event(self, message.event)
 
     # -- notifications -------------------------------------------------------------
 
