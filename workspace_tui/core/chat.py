@@ -81,6 +81,7 @@ from .effects import (
     Release,
     RoomOp,
     SaveRead,
+    CheckNames,
     Store,
     WhenDrained,
 )
@@ -608,6 +609,9 @@ class ChatCore:
         if u.typing:
             self._clear_typing(u)
         draft = Draft(u, conn, req.text, cmid, room)
+        if is_dm(room) and self.rules.auth != "open":
+            others = tuple(n for n in dm_participants(room) or () if n != u.username.lower())
+            self.out.append(CheckNames(draft, others))
         u.pending += 1
         self.pending += 1
         if cmid is not None:
@@ -675,6 +679,9 @@ class ChatCore:
             self.counters.messages_total += 1
             if draft.client_msg_id is not None:
                 self.inflight.pop((draft.user.username, draft.client_msg_id), None)
+            if draft.unverified:  # the sender's own echo says whose name is not proved
+                draft.echo = encode({"type": "message:new",
+                                     "data": m.to_wire() | {"unverifiedRecipients": draft.unverified}})
             self._resolve(draft, payload)
         if messages:
             self.last_message_id = messages[-1].id
@@ -697,7 +704,10 @@ class ChatCore:
                     if not item.done:
                         break
                     if item.payload is not None:
-                        out.extend(self._to_room(item.room, item.payload))
+                        echo = item.echo
+                        out.extend(self._to_room(item.room, item.payload, exclude_conn=item.conn if echo else None))
+                        if echo is not None:
+                            out.append(Post(item.conn, echo))
                         for c in item.waiters:
                             out.append(Deliver(c, item.payload))
                 else:
@@ -816,14 +826,19 @@ class ChatCore:
         """*u*'s connections that know rooms (not the protocol document's clients)."""
         return [c for c in (*u.conns, *u.quiet_conns) if not c.session.document_only]
 
-    def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None) -> list[Effect]:
+    def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None,
+                 exclude_conn: Conn | None = None) -> list[Effect]:
         """The effects that give *payload* to *room*'s members here (everyone for general)."""
         if room == GENERAL:
-            return [Broadcast(payload, exclude_user=exclude_user)]
+            return [Broadcast(payload, exclude_user=exclude_user, exclude_conn=exclude_conn)]
         if is_dm(room):
             self._dm_members_here(room)
         return [Post(c, payload) for u in self.room_users.get(room, ()) if u.user_id != exclude_user
-                for c in self._room_conns(u)]
+                for c in self._room_conns(u) if c is not exclude_conn]
+
+    def names_checked(self, draft: Draft, unverified: list[str]) -> None:
+        """Which of a direct message's recipients have not proved their name (see CheckNames)."""
+        draft.unverified = unverified or None
 
     def _dm_members_here(self, room: str) -> None:
         """A direct message's participants connected here are in it (``room:joined`` the first time)."""
