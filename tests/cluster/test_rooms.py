@@ -217,3 +217,24 @@ async def test_a_quiet_room_in_a_busy_stream_pages_and_resumes_in_bounded_scans(
     assert got == ["quiet one", *(n["data"]["text"] for n in noise), "quiet two"]
     for c in (bob, back):
         await c.close()
+
+
+async def test_a_first_direct_message_is_unread_and_a_joined_rooms_past_is_not(node_factory):
+    from tests.server.support import join
+
+    a, b = await node_factory(), await node_factory()
+    alice = await join(a, "alice")
+    await alice.send({"type": "room:create", "room": "team"})
+    await alice.expect("room:joined")
+    await alice.send({"type": "message:send", "room": "team", "text": "before bob"})
+    await alice.expect("message:new", text="before bob")
+    await alice.send({"type": "message:send", "to": ["bob"], "text": "welcome"})
+    await alice.expect("message:new", text="welcome")
+    bob = await join(b, "bob")
+    rooms = {r["room"]: r for r in bob.connected["rooms"]}
+    assert rooms["dm:alice,bob"]["unread"] == 1 and rooms["dm:alice,bob"]["with"] == ["alice"]
+    await bob.send({"type": "room:join", "room": "team"})
+    joined = await bob.expect("room:joined")
+    assert joined["room"]["unread"] == 0  # what was said before he joined is history
+    for c in (alice, bob):
+        await c.close()

@@ -174,3 +174,21 @@ async def test_connected_lists_a_bounded_roster_and_the_rest_is_paged(server_fac
     assert "usersComplete" not in one.connected
     for c in (*people, late, one):
         await c.close()
+
+
+async def test_a_first_direct_message_is_unread_and_a_joined_rooms_past_is_not(server_factory):
+    server = await server_factory()
+    alice = await join(server, "alice")
+    await alice.send({"type": "room:create", "room": "team"})
+    await alice.expect("room:joined")
+    await alice.send({"type": "message:send", "room": "team", "text": "before bob"})
+    await alice.expect("message:new", text="before bob")
+    await alice.send({"type": "message:send", "to": ["bob"], "text": "welcome"})
+    await alice.expect("message:new", text="welcome")
+    bob = await join(server, "bob")
+    rooms = {r["room"]: r for r in bob.connected["rooms"]}
+    assert rooms["dm:alice,bob"]["unread"] == 1 and rooms["dm:alice,bob"]["with"] == ["alice"]
+    await bob.send({"type": "room:join", "room": "team"})
+    assert (await bob.expect("room:joined"))["room"]["unread"] == 0
+    for c in (alice, bob):
+        await c.close()

@@ -65,8 +65,9 @@ if (not newest) and ARGV[5] == 'general' then
 end
 newest = newest or ''
 local last = redis.call('HGET', KEYS[1], ARGV[1])
-if not last then return {'', 0, 0, newest} end
-local cur = '(' .. tonumber(string.sub(last, 5, 17)) .. '-' .. tonumber(string.sub(last, 19, 24))
+if (not last) and ARGV[5] == 'general' then return {'', 0, 0, newest} end  -- a newcomer: no backlog
+local cur = '-'  -- a room never read (a first direct message): all of it is new
+if last then cur = '(' .. tonumber(string.sub(last, 5, 17)) .. '-' .. tonumber(string.sub(last, 19, 24)) end
 local cap, scan, room = tonumber(ARGV[4]), tonumber(ARGV[6]), ARGV[5]
 local unread, mentions, seen = 0, 0, 0
 while seen < scan and unread < cap do
@@ -89,5 +90,5 @@ while seen < scan and unread < cap do
   if #entries < want then break end
   cur = '(' .. entries[#entries][1]
 end
-return {last, unread, mentions, newest}
+return {last or '', unread, mentions, newest}
 """

@@ -154,6 +154,9 @@ class RedisRooms:
         if code != "ok":
             return _error(_NO_ROOM.format(room=room))
         if op in ("create", "join"):
+            newest = await self.redis.hget(keys.ROOMS_LAST, room)
+            if newest:  # joining a room: what was said before is history, not unread
+                await self.redis.hsetnx(reads.REDIS_KEY, f"{key}\x00{room}", keys.message_id_of(newest))
             members = int(await self.redis.hlen(room_key(room) + ":members"))
             return {"info": await self.state(key, username, room, kind, topic or "", members)}
         if op == "invite":
