@@ -67,7 +67,7 @@ def state(db: sqlite3.Connection, key: str, username: str, room: str, kind: str,
                         "LIMIT ?)", (room, read, username, UNREAD_CAP)).fetchone()[0]
     mentions = db.execute("SELECT count(*) FROM (SELECT 1 FROM mentions WHERE name_key = ? AND room = ? AND "
                           "message_id > ? LIMIT ?)", (key, room, read, UNREAD_CAP)).fetchone()[0]
-    return RoomInfo(room, kind, topic, members, unread, mentions, read, last)
+    return RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
 
 
 def rooms_of(db: sqlite3.Connection, key: str, username: str) -> list[RoomInfo]:

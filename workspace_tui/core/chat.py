@@ -107,6 +107,12 @@ MAX_QUEUED_READS = 8  # history:request frames one connection may have waiting f
 PRUNE_EVERY = 30.0  # seconds between forgetting idle limiters and expired statuses
 
 
+def _in_dm(username: str, room: str) -> bool:
+    """Whether *username* is one of a ``dm:`` room's participants (look-alike spellings are one name)."""
+    me = name_key(username)
+    return any(name_key(n) == me for n in dm_participants(room) or ())
+
+
 class Clock(Protocol):
     """Where the core reads the time: ``monotonic`` seconds for timers, wall-clock milliseconds
     for the timestamps clients see."""
@@ -562,7 +568,8 @@ class ChatCore:
         cmid = req.client_msg_id
         room = req.room
         if req.to:
-            room = dm_room([u.username, *req.to])
+            # a look-alike spelling of someone online is their name: one pair, one room
+            room = dm_room([u.username, *(self.spellings.get(name_key(n), n) for n in req.to)])
             if room == dm_room([u.username]) or dm_participants(room) is None:
                 self._reject(conn, error_frame(ERR_INVALID_FIELD, "a direct message needs someone else (to: [names])",
                                                client_msg_id=cmid, frame_type="message:send"))
@@ -674,7 +681,7 @@ class ChatCore:
             payload = encode(message_new_frame(m))
             self.last_room_message[m.room] = m.id
             if draft is None:
-                out.extend(self._to_room(m.room, payload))
+                out.extend(self._to_room(m.room, payload, message=True))
                 continue
             self.counters.messages_total += 1
             if draft.client_msg_id is not None:
@@ -705,7 +712,8 @@ class ChatCore:
                         break
                     if item.payload is not None:
                         echo = item.echo
-                        out.extend(self._to_room(item.room, item.payload, exclude_conn=item.conn if echo else None))
+                        out.extend(self._to_room(item.room, item.payload, exclude_conn=item.conn if echo else None,
+                                                 message=True))
                         if echo is not None:
                             out.append(Post(item.conn, echo))
                         for c in item.waiters:
@@ -790,10 +798,10 @@ class ChatCore:
     # -- rooms -------------------------------------------------------------------
 
     def _add_room(self, u: User, info: RoomInfo) -> bool:
-        """*u* is in *info*'s room (from the store, a join, or a first direct message); whether it is new."""
+        """*u* is in *info*'s room (from the store, a join, or a first direct message); whether it is new.
+        The newest summary wins: a second window's ``connected`` counts what it missed."""
         new = info.room not in u.rooms
-        if new or info.last_read:
-            u.rooms[info.room] = info
+        u.rooms[info.room] = info
         if info.last_read and (u.last_read.get(info.room) or "") < info.last_read:
             u.last_read[info.room] = info.last_read
         if info.room != GENERAL:
@@ -815,8 +823,7 @@ class ChatCore:
         if room == GENERAL:
             return True
         u = conn.user
-        ok = not conn.session.document_only and (
-            room in u.rooms or (is_dm(room) and u.username.lower() in (dm_participants(room) or ())))
+        ok = not conn.session.document_only and (room in u.rooms or (is_dm(room) and _in_dm(u.username, room)))
         if not ok:
             self._reject(conn, error_frame(ERR_NOT_ALLOWED, f"no such room {room}, or you are not in it",
                                            client_msg_id=cmid, frame_type=frame_type))
@@ -827,11 +834,12 @@ class ChatCore:
         return [c for c in (*u.conns, *u.quiet_conns) if not c.session.document_only]
 
     def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None,
-                 exclude_conn: Conn | None = None) -> list[Effect]:
-        """The effects that give *payload* to *room*'s members here (everyone for general)."""
+                 exclude_conn: Conn | None = None, message: bool = False) -> list[Effect]:
+        """The effects that give *payload* to *room*'s members here (everyone for general). A direct
+        message's first *message* brings its participants in."""
         if room == GENERAL:
             return [Broadcast(payload, exclude_user=exclude_user, exclude_conn=exclude_conn)]
-        if is_dm(room):
+        if message and is_dm(room):
             self._dm_members_here(room)
         return [Post(c, payload) for u in self.room_users.get(room, ()) if u.user_id != exclude_user
                 for c in self._room_conns(u) if c is not exclude_conn]
@@ -845,14 +853,16 @@ class ChatCore:
         for name in dm_participants(room) or ():
             username = self.spellings.get(name_key(name))
             u = self.presence.users.get(username) if username else None
-            if u is not None and u.username.lower() == name and self._add_room(u, dm_info(room)):
+            if u is not None and room not in u.rooms and _in_dm(u.username, room) and self._add_room(u, dm_info(room)):
                 payload = encode({"type": "room:joined", "room": u.rooms[room].to_wire(u.username)})
                 self.out.extend(Post(c, payload) for c in self._room_conns(u))
 
     def _on_room(self, conn: Conn, req: RoomRequest) -> None:
         frame_type = f"room:{req.op}"
         if conn.session.document_only:
-            self._not_allowed(conn, frame_type)
+            self._reject(conn, error_frame(ERR_NOT_ALLOWED, "rooms need a client that offers the workspace.v1 "
+                                           "subprotocol (docs/protocol.md); this connection stays in general",
+                                           frame_type=frame_type))
             return
         if req.op in ("leave", "topic", "invite", "members") and not self._in_room(conn, req.room, frame_type):
             return
@@ -959,7 +969,7 @@ class ChatCore:
         if self._remember_read(u, conn.session.name_key, req.room, req.message_id):
             payload = encode(read_position_frame(req.room, req.message_id))
             for other in u.conns:
-                if other is not conn:
+                if other is not conn and not other.session.document_only:
                     self.out.append(Deliver(other, payload))
             self.out.append(Relay({"t": "read", "user": u.username, "room": req.room, "id": req.message_id}))
 
@@ -981,7 +991,8 @@ class ChatCore:
         u.last_read[room] = message_id
         payload = encode(read_position_frame(room, message_id))
         for conn in u.conns:
-            self.out.append(Deliver(conn, payload))
+            if not conn.session.document_only:
+                self.out.append(Deliver(conn, payload))
 
     def _relay_state(self, u: User, *, exclude_user: bool) -> None:
         """Tell the other nodes about *u*'s connections here (``exclude_user``: their own
