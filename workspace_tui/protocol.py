@@ -572,13 +572,18 @@ def client_frame(request: ClientFrame) -> dict[str, Any]:
     if isinstance(request, UpdatePresence):
         return {"type": "presence:update", "status": request.status}
     if isinstance(request, SetTyping):
-        return {"type": "typing:indicator", "isTyping": request.is_typing}
+        out = {"type": "typing:indicator", "isTyping": request.is_typing}
+        if request.room != GENERAL:
+            out["room"] = request.room
+        return out
     if isinstance(request, MarkRead):
         return {"type": "read:update", "room": request.room, "messageId": request.message_id}
     if isinstance(request, RequestHistory):
         out = {"type": "history:request", "limit": request.limit}
         if request.before is not None:
             out["before"] = request.before
+        if request.room != GENERAL:
+            out["room"] = request.room
         return out
     out = {"type": "ping"}
     if request.id is not None:

@@ -203,7 +203,6 @@ async def test_send_to_makes_a_direct_message(tmp_path):
         await server.close()
 
 
-@pytest.mark.xfail(reason="main's server does not send unverifiedRecipients yet (ROOMS.md)", strict=False)
 async def test_send_to_says_which_recipients_have_not_proved_their_name(tmp_path):
     server = await start(tmp_path)
     bob = None

@@ -174,3 +174,36 @@ async def test_connected_lists_a_bounded_roster_and_the_rest_is_paged(server_fac
     assert "usersComplete" not in one.connected
     for c in (*people, late, one):
         await c.close()
+
+
+async def test_a_first_direct_message_is_unread_and_a_joined_rooms_past_is_not(server_factory):
+    server = await server_factory()
+    alice = await join(server, "alice")
+    await alice.send({"type": "room:create", "room": "team"})
+    await alice.expect("room:joined")
+    await alice.send({"type": "message:send", "room": "team", "text": "before bob"})
+    await alice.expect("message:new", text="before bob")
+    await alice.send({"type": "message:send", "to": ["bob"], "text": "welcome"})
+    await alice.expect("message:new", text="welcome")
+    bob = await join(server, "bob")
+    rooms = {r["room"]: r for r in bob.connected["rooms"]}
+    assert rooms["dm:alice,bob"]["unread"] == 1 and rooms["dm:alice,bob"]["with"] == ["alice"]
+    await bob.send({"type": "room:join", "room": "team"})
+    assert (await bob.expect("room:joined"))["room"]["unread"] == 0
+    for c in (alice, bob):
+        await c.close()
+
+
+async def test_a_direct_message_to_a_look_alike_spelling_reaches_the_name_live(server_factory):
+    server = await server_factory()
+    alice, bob = await join(server, "alice"), await join(server, "bob")
+    await alice.send({"type": "typing:indicator", "room": "dm:alice,bob", "isTyping": True})  # no message yet
+    await alice.send({"type": "message:send", "to": ["B0B"], "text": "hi, however you spell it"})
+    frames = []
+    while not frames or frames[-1]["type"] != "message:new":
+        frames.append(await bob.recv())
+    kinds = [f["type"] for f in frames if f["type"] != "presence:update"]
+    assert kinds == ["room:joined", "message:new"]  # typing in a direct message nobody wrote in yet: nothing
+    assert frames[-1]["data"]["room"] == "dm:alice,bob" and frames[-1]["data"]["text"] == "hi, however you spell it"
+    for c in (alice, bob):
+        await c.close()

@@ -18,6 +18,13 @@
   read them. Node-level events (hello, bye) use a second stream.
 * **History** is read inside Redis by :data:`~.redis_scripts.READ_LUA`, which
   stops at the byte budget, so a read ships about one frame's worth at most.
+  It keeps the messages of the rooms asked for (field ``r``; none = general)
+  and looks at :data:`~.redis_scripts.READ_SCAN` entries per call at most; a
+  call that found nothing yet is followed by another from where it stopped.
+* **Rooms** (members, invitations, topics) are hashes and sets kept by
+  :mod:`.rooms_redis`; a direct message's room is recorded by the send script
+  with its first message. Room changes reach the other nodes as relay entries
+  (``member``, ``topic``, ``invite``).
 * **Trimming**: the stream holds at most ``max_bytes`` of messages (oldest
   removed first, by the send script) and, with ``max_age``, nothing older
   (removed from the heartbeat). The newest message is always kept.
@@ -48,11 +55,12 @@ from workspace_tui.core.identity import Account, Claim
 from workspace_tui.core.rooms import RoomInfo
 from workspace_tui.core.outcomes import Duplicate, Failed, RateLimited
 from workspace_tui.core.state import Draft
-from workspace_tui.protocol import ERR_NOT_ALLOWED, GENERAL, UNREAD_CAP, ChatMessage, RoomRequest, iso_timestamp
+from workspace_tui.protocol import GENERAL, ChatMessage, RoomRequest, dm_participants, iso_timestamp, name_key
 
 from . import accounts, reads
 from . import redis_safety
 from . import redis_scripts as keys
+from .rooms_redis import ROOM_LUA, RedisRooms
 from .base import Backend, BackendEvents
 
 log = logging.getLogger("workspace.server.redis")
@@ -84,6 +92,7 @@ class RedisBackend(Backend):
         self._redis: Any = None
         self._reader: Any = None
         self._scripts: dict[str, Any] = {}
+        self._rooms: RedisRooms | None = None
         self._last: str | None = None
         self._cursor = "0-0"  # the last entry of the messages stream read (a message or a relay)
         self._events_cursor = "0-0"
@@ -137,8 +146,9 @@ class RedisBackend(Backend):
                               ("trim", keys.TRIM_LUA), ("size", keys.SIZE_LUA), ("init", keys.INIT_BYTES_LUA),
                               ("newest", keys.NEWEST_LUA), ("reserve", keys.RESERVE_LUA),
                               ("release", keys.RELEASE_LUA), ("account_cas", accounts.REDIS_CAS_LUA), ("read_state", reads.REDIS_STATE_LUA),
-                              ("read_save", reads.REDIS_SAVE_LUA)):
+                              ("read_save", reads.REDIS_SAVE_LUA), ("room", ROOM_LUA)):
                 self._scripts[name] = r.register_script(src)
+            self._rooms = RedisRooms(r, self._scripts)
             top, last = await self._scripts["newest"](keys=[keys.MESSAGES, keys.LAST])
             ev = await r.xrevrange(keys.EVENTS, count=1)
             self._cursor = top or "0-0"  # read from the newest entry on (relays before it are old news)
@@ -235,11 +245,6 @@ class RedisBackend(Backend):
     # -- sends -----------------------------------------------------------------------
 
     def append(self, draft: Draft) -> None:
-        if draft.room != GENERAL:  # not in the stream yet (see room_op): refused, never stored as general's
-            events = self._events
-            assert events is not None
-            events.stored(draft, Failed("direct messages and rooms are not available with --broker yet"))
-            return
         self._seq += 1
         tag = f"{self.node}:{self._seq}"
         self._sent[tag] = draft  # before it can be sent, so the reader always recognises it
@@ -275,10 +280,13 @@ class RedisBackend(Backend):
                 if isinstance(item, Draft):
                     name = item.user.username
                     cmid = item.client_msg_id or ""
+                    dm = [x for n in dm_participants(item.room) or () for x in (name_key(n), n)]
                     await send(
-                        keys=[keys.MESSAGES, keys.dedupe_key(name, cmid), keys.rate_key(name), keys.BYTES, keys.LAST],
+                        keys=[keys.MESSAGES, keys.dedupe_key(name, cmid), keys.rate_key(name), keys.BYTES, keys.LAST,
+                              keys.ROOMS_LAST],
                         args=[item.user.user_id, name, item.text, cmid, rate, per_ms, keys.DEDUPE_TTL, tag,
-                              self.max_bytes, keys.ENTRY_OVERHEAD, "1" if item.user.verified else ""],
+                              self.max_bytes, keys.ENTRY_OVERHEAD, "1" if item.user.verified else "", item.room,
+                              keys.PREFIX, *dm],
                         client=pipe,
                     )
                     continue
@@ -496,6 +504,8 @@ class RedisBackend(Backend):
                 events.remote_typing(event["user"], event["user_id"], bool(event["typing"]), event.get("room", GENERAL))
             elif kind == "read":
                 events.remote_read(event["user"], event["room"], event["id"])
+            elif kind in ("member", "topic", "invite"):
+                events.remote_room(event)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("ignoring a malformed relay entry: %s", exc)
 
@@ -546,11 +556,19 @@ class RedisBackend(Backend):
         else:
             bounds = [keys.after_bound(query.after), (keys.stream_id(query.upto) if query.upto else None) or "+"]
         try:
-            more, oldest, entries = await self._scripts["read"](
-                keys=[keys.MESSAGES],
-                args=["latest" if latest else "after", *bounds, max(0, query.limit), query.max_bytes,
-                      keys.READ_STEP, READ_OVERHEAD],
-            )
+            while True:  # each call looks at READ_SCAN entries at most: Redis is never held long
+                more, oldest, entries, scanned_to = await self._scripts["read"](
+                    keys=[keys.MESSAGES],
+                    args=["latest" if latest else "after", *bounds, max(0, query.limit), query.max_bytes,
+                          keys.READ_STEP, READ_OVERHEAD, keys.READ_SCAN, *query.rooms],
+                )
+                if not scanned_to:
+                    break
+                if entries:  # what was found; the next page or resume chunk carries on after it
+                    more = 1
+                    break
+                bounds[0] = "(" + scanned_to  # nothing of these rooms yet: look further (the
+                # core cannot carry on from an empty answer, it has no message to carry on after)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -597,24 +615,28 @@ class RedisBackend(Backend):
     # -- read positions ------------------------------------------------------------------
 
     def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
-        self._spawn(self._rooms_of(name_key, username, done))
-
-    async def _rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
-        try:
-            last, unread, mentions = await self._scripts["read_state"](
-                keys=[reads.REDIS_KEY, keys.MESSAGES],
-                args=[f"{name_key}\x00{GENERAL}", username, "@" + username.lower(), UNREAD_CAP])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            done(exc)
-            return
-        done([RoomInfo(GENERAL, "public", "", 0, int(unread), int(mentions), last or None, self._last)])
+        self._spawn(self._rooms_call(done, "rooms_of", name_key, username))
 
     def room_op(self, request: RoomRequest, username: str, name_key: str,
                 done: Callable[[dict[str, Any] | Exception], None]) -> None:
-        # Rooms and direct messages are not in the Redis stream yet: a clear refusal, never a leak into general.
-        done({"error": (ERR_NOT_ALLOWED, "rooms are not available with --broker yet (only general)")})
+        self._spawn(self._rooms_call(done, "room_op", request, username, name_key))
+
+    async def _rooms_call(self, done: Callable[[Any], None], method: str, *args: Any) -> None:
+        """One :class:`~.rooms_redis.RedisRooms` call; *done* gets its answer or the error."""
+        if self._rooms is None or self._stopping:
+            done(OSError("the broker is not connected"))
+            return
+        try:
+            result = await getattr(self._rooms, method)(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if _unreachable(exc):
+                self._down(exc)
+            log.error("%s failed: %s", method, exc)
+            done(exc)
+            return
+        done(result)
 
     def save_read(self, name_key: str, room: str, message_id: str) -> None:
         self._spawn(self._save_read(name_key, room, message_id))

@@ -30,7 +30,9 @@ script with nothing interleaved):
   after it go one by one (``XDEL``).
 * :data:`READ_LUA` -- history reads that stop at a byte budget inside Redis:
   it walks ``XREVRANGE``/``XRANGE`` a few entries at a time, so a read never
-  ships much more than one frame's worth, however big the messages are.
+  ships much more than one frame's worth, however big the messages are. It
+  keeps the rooms asked for and looks at :data:`READ_SCAN` entries at most,
+  saying where it stopped so the caller can carry on.
 * :data:`NEWEST_LUA` -- the newest entry and the newest message, at start.
 * :data:`RESERVE_LUA` / :data:`RELEASE_LUA` -- the global per-user connection
   cap: per-node counts in one hash per user; counts of nodes whose heartbeat
@@ -45,10 +47,11 @@ import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, message_id_key
+from workspace_tui.protocol import GENERAL, ChatMessage, iso_timestamp, make_message_id, message_id_key
 
 PREFIX = "workspace:"
-# stream: messages (u=userId n=username t=text c=clientMsgId ('' = none) o=origin tag) and, between
+# stream: messages (u=userId n=username t=text c=clientMsgId ('' = none) o=origin tag v=verified
+# r=room, absent for general's (and for every entry written before rooms)) and, between
 # them, relay entries (k='presence'|'typing' j=JSON; no t): a user's presence and typing for the other nodes
 MESSAGES = PREFIX + "messages"
 BYTES = PREFIX + "messages:bytes"  # what MESSAGES holds, in bytes (sizes as entry_size / RELAY_SIZE)
@@ -59,9 +62,12 @@ EVENTS_MAXLEN = 10_000
 DEDUPE_TTL = 7 * 24 * 3600  # a clientMsgId is remembered this long (seconds)
 ENTRY_OVERHEAD = 64  # bytes counted per stream entry on top of its text (ids, user, fields)
 RELAY_SIZE = 128  # bytes counted per relay entry (about what one holds)
-RELAY_KINDS = ("presence", "typing", "read")  # the events that travel as relay entries of MESSAGES
+ROOMS_LAST = PREFIX + "rooms:last"  # hash: room -> stream id of its newest message
+# the events that travel as relay entries of MESSAGES (member, topic, invite: room changes, core.room_done)
+RELAY_KINDS = ("presence", "typing", "read", "member", "topic", "invite")
 NO_MESSAGE = "0-0"  # LAST when the stream holds no message
 READ_STEP = 8  # entries a history read takes from the stream at a time
+READ_SCAN = 4096  # entries one history read call looks at, at most (other rooms' and relays included)
 TRIM_MAX_ENTRIES = 128  # entries one send (or one trim call) removes at most
 TRIM_MAX_BYTES = 8 * 1024 * 1024  # ... and bytes: a send is at most 1 MiB, so trimming outpaces it
 TRIM_TARGET = 0.95  # once over the limit, trim down to this share of it (fewer, larger trims)
@@ -201,10 +207,12 @@ end
 """
 
 SEND_LUA = _TRIM_LUA + """
--- KEYS: stream, dedupe key, rate key, bytes key, newest-message key
+-- KEYS: stream, dedupe key, rate key, bytes key, newest-message key, rooms' newest-message hash
 -- ARGV: userId, username, text, clientMsgId ('' = none), capacity (0 = no limit),
 --       tokens per ms, dedupe ttl (s), origin tag, max bytes (0 = no limit), entry overhead,
---       verified ('1' or '')
+--       verified ('1' or ''), room, key prefix, then for a direct message its participants as
+--       name key, name, name key, name, ...: the room and its members are recorded with the
+--       first message (in this script, so two nodes sending the first one at once agree)
 local cmid = ARGV[4]
 if cmid ~= '' then
   local prev = redis.call('GET', KEYS[2])
@@ -235,7 +243,26 @@ if cap > 0 then
   redis.call('HSET', KEYS[3], 'tokens', tostring(tokens - 1), 'stamp', now, 'blocked', 0)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-local id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8], 'v', ARGV[11])
+local room = ARGV[12]
+local id
+if room == 'general' then
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8], 'v', ARGV[11])
+else
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3], 'c', cmid, 'o', ARGV[8], 'v', ARGV[11],
+                  'r', room)
+end
+redis.call('HSET', KEYS[6], room, id)
+if #ARGV > 13 then
+  local pre = ARGV[13] .. 'room:' .. room
+  if redis.call('HSETNX', pre, 'kind', 'dm') == 1 then
+    redis.call('HSET', pre, 'topic', '', 'by', ARGV[2])
+    for i = 14, #ARGV - 1, 2 do
+      redis.call('HSET', pre .. ':members', ARGV[i], ARGV[i + 1])
+      redis.call('ZADD', pre .. ':names', 0, ARGV[i + 1])
+      redis.call('SADD', ARGV[13] .. 'user:' .. ARGV[i] .. ':rooms', room)
+    end
+  end
+end
 if cmid ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
 redis.call('SET', KEYS[5], id)
 local overhead = tonumber(ARGV[10])
@@ -305,20 +332,33 @@ return 1
 READ_LUA = _SIZE_LUA + """
 -- KEYS: stream
 -- ARGV: kind ('latest': newest first, from ARGV[2] down to ARGV[3]; 'after': oldest first,
---       from ARGV[2] up to ARGV[3]), first bound, last bound, limit, byte budget, step, overhead
--- Returns {has more (0/1), oldest message in the stream ('after' only, else ''), {{id, fields}, ...}}.
--- Messages only: relay entries are skipped, and count against neither the limit nor the budget.
+--       from ARGV[2] up to ARGV[3]), first bound, last bound, limit, byte budget, step, overhead,
+--       entries to look at (at most), then the rooms whose messages are wanted
+-- Returns {has more (0/1), oldest message in the stream ('after' only, else ''), {{id, fields}, ...},
+-- the last entry looked at when the scan stopped at its bound ('' when it did not: the read went
+-- as far as it could)}. Messages of the rooms only: relay entries and other rooms' messages are
+-- skipped, and count against neither the limit nor the budget (only against the scan bound).
 local latest = ARGV[1] == 'latest'
 local cur, stop_at = ARGV[2], ARGV[3]
 local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local step, overhead = tonumber(ARGV[6]), tonumber(ARGV[7])
+local scan = tonumber(ARGV[8])
+local wanted = {}
+for i = 9, #ARGV do wanted[ARGV[i]] = true end
+local function room_of(f)
+  for i = 1, #f, 2 do
+    if f[i] == 'r' then return f[i + 1] end
+  end
+  return 'general'
+end
 local out, used, more = {}, 0, 0
-local skipped = 0
+local skipped, seen, next = 0, 0, ''
 while true do
   local want = limit - #out + 1  -- one more than fits the limit tells whether there is more
   if want < 1 then want = 1 end
   if want > step then want = step end
   if skipped > 0 then want = step end  -- relay entries about: no smaller batches than a step
+  if want > scan - seen then want = scan - seen end
   local batch
   if latest then
     batch = redis.call('XREVRANGE', KEYS[1], cur, stop_at, 'COUNT', want)
@@ -329,6 +369,7 @@ while true do
   for i = 1, #batch do
     local e = batch[i]
     local t = text_of(e[2])
+    if t and not wanted[room_of(e[2])] then t = nil end
     if t then
       local size = #t + overhead
       if #out >= limit or (#out > 0 and used + size > budget) then
@@ -343,7 +384,12 @@ while true do
     end
   end
   if full or #batch < want then break end
+  seen = seen + #batch
   cur = '(' .. batch[#batch][1]
+  if seen >= scan then
+    next = batch[#batch][1]
+    break
+  end
 end
 local oldest = ''
 if not latest then
@@ -360,7 +406,7 @@ if not latest then
     from = '(' .. batch[#batch][1]
   end
 end
-return {more, oldest, out}
+return {more, oldest, out, next}
 """
 
 NEWEST_LUA = _SIZE_LUA + f"""
@@ -452,6 +498,7 @@ def message_from_entry(entry_id: str, fields: dict[str, str] | list[str]) -> Cha
         iso_timestamp(stream_key(entry_id)[0]),
         fields.get("c") or None,
         fields.get("v") == "1",
+        fields.get("r") or GENERAL,
     )
 
 

@@ -60,14 +60,14 @@ def state(db: sqlite3.Connection, key: str, username: str, room: str, kind: str,
                                                    (room,)).fetchone()[0]
     last = db.execute("SELECT max(id) FROM messages WHERE room = ?", (room,)).fetchone()[0]
     row = db.execute("SELECT message_id FROM reads WHERE name_key = ? AND room = ?", (key, room)).fetchone()
-    if row is None:
+    if row is None and room == GENERAL:  # a newcomer: general's past is not a backlog to catch up on
         return RoomInfo(room, kind, topic, members, 0, 0, None, last)
-    read = row[0]
+    read = row[0] if row is not None else ""  # a room never read (a first direct message): all of it is new
     unread = db.execute("SELECT count(*) FROM (SELECT 1 FROM messages WHERE room = ? AND id > ? AND username != ? "
                         "LIMIT ?)", (room, read, username, UNREAD_CAP)).fetchone()[0]
     mentions = db.execute("SELECT count(*) FROM (SELECT 1 FROM mentions WHERE name_key = ? AND room = ? AND "
                           "message_id > ? LIMIT ?)", (key, room, read, UNREAD_CAP)).fetchone()[0]
-    return RoomInfo(room, kind, topic, members, unread, mentions, read, last)
+    return RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
 
 
 def rooms_of(db: sqlite3.Connection, key: str, username: str) -> list[RoomInfo]:
@@ -87,6 +87,13 @@ def store_dms(db: sqlite3.Connection, messages: list[ChatMessage]) -> None:
                       (m.room, m.username, _now_ms())).rowcount:
             db.executemany("INSERT OR IGNORE INTO members (room, name_key, username, joined_ms) VALUES (?, ?, ?, ?)",
                            [(m.room, name_key(n), n, _now_ms()) for n in names])
+
+
+def _read_from_now(db: sqlite3.Connection, key: str, room: str) -> None:
+    """Joining a room: what was said before is history, not unread."""
+    with db:
+        db.execute("INSERT OR IGNORE INTO reads (name_key, room, message_id) SELECT ?, ?, max(id) FROM messages "
+                   "WHERE room = ? HAVING max(id) IS NOT NULL", (key, room, room))
 
 
 def room_op(db: sqlite3.Connection, req: RoomRequest, username: str, key: str) -> dict[str, Any]:
@@ -122,6 +129,7 @@ def room_op(db: sqlite3.Connection, req: RoomRequest, username: str, key: str) -
             db.execute("INSERT OR IGNORE INTO members (room, name_key, username, joined_ms) VALUES (?, ?, ?, ?)",
                        (room, key, username, _now_ms()))
             db.execute("DELETE FROM invites WHERE room = ? AND name_key = ?", (room, key))
+        _read_from_now(db, key, room)
         return {"info": state(db, key, username, room, found[0], found[1])}
     if not member:
         return _error(_NO_ROOM.format(room=room))

@@ -81,6 +81,7 @@ from .effects import (
     Release,
     RoomOp,
     SaveRead,
+    CheckNames,
     Store,
     WhenDrained,
 )
@@ -104,6 +105,12 @@ from .state import Conn, Draft, Refusal, Resume, Session, User
 
 MAX_QUEUED_READS = 8  # history:request frames one connection may have waiting for an answer
 PRUNE_EVERY = 30.0  # seconds between forgetting idle limiters and expired statuses
+
+
+def _in_dm(username: str, room: str) -> bool:
+    """Whether *username* is one of a ``dm:`` room's participants (look-alike spellings are one name)."""
+    me = name_key(username)
+    return any(name_key(n) == me for n in dm_participants(room) or ())
 
 
 class Clock(Protocol):
@@ -561,7 +568,8 @@ class ChatCore:
         cmid = req.client_msg_id
         room = req.room
         if req.to:
-            room = dm_room([u.username, *req.to])
+            # a look-alike spelling of someone online is their name: one pair, one room
+            room = dm_room([u.username, *(self.spellings.get(name_key(n), n) for n in req.to)])
             if room == dm_room([u.username]) or dm_participants(room) is None:
                 self._reject(conn, error_frame(ERR_INVALID_FIELD, "a direct message needs someone else (to: [names])",
                                                client_msg_id=cmid, frame_type="message:send"))
@@ -608,6 +616,9 @@ class ChatCore:
         if u.typing:
             self._clear_typing(u)
         draft = Draft(u, conn, req.text, cmid, room)
+        if is_dm(room) and self.rules.auth != "open":
+            others = tuple(n for n in dm_participants(room) or () if n != u.username.lower())
+            self.out.append(CheckNames(draft, others))
         u.pending += 1
         self.pending += 1
         if cmid is not None:
@@ -670,11 +681,14 @@ class ChatCore:
             payload = encode(message_new_frame(m))
             self.last_room_message[m.room] = m.id
             if draft is None:
-                out.extend(self._to_room(m.room, payload))
+                out.extend(self._to_room(m.room, payload, message=True))
                 continue
             self.counters.messages_total += 1
             if draft.client_msg_id is not None:
                 self.inflight.pop((draft.user.username, draft.client_msg_id), None)
+            if draft.unverified:  # the sender's own echo says whose name is not proved
+                draft.echo = encode({"type": "message:new",
+                                     "data": m.to_wire() | {"unverifiedRecipients": draft.unverified}})
             self._resolve(draft, payload)
         if messages:
             self.last_message_id = messages[-1].id
@@ -697,7 +711,11 @@ class ChatCore:
                     if not item.done:
                         break
                     if item.payload is not None:
-                        out.extend(self._to_room(item.room, item.payload))
+                        echo = item.echo
+                        out.extend(self._to_room(item.room, item.payload, exclude_conn=item.conn if echo else None,
+                                                 message=True))
+                        if echo is not None:
+                            out.append(Post(item.conn, echo))
                         for c in item.waiters:
                             out.append(Deliver(c, item.payload))
                 else:
@@ -780,10 +798,10 @@ class ChatCore:
     # -- rooms -------------------------------------------------------------------
 
     def _add_room(self, u: User, info: RoomInfo) -> bool:
-        """*u* is in *info*'s room (from the store, a join, or a first direct message); whether it is new."""
+        """*u* is in *info*'s room (from the store, a join, or a first direct message); whether it is new.
+        The newest summary wins: a second window's ``connected`` counts what it missed."""
         new = info.room not in u.rooms
-        if new or info.last_read:
-            u.rooms[info.room] = info
+        u.rooms[info.room] = info
         if info.last_read and (u.last_read.get(info.room) or "") < info.last_read:
             u.last_read[info.room] = info.last_read
         if info.room != GENERAL:
@@ -805,8 +823,7 @@ class ChatCore:
         if room == GENERAL:
             return True
         u = conn.user
-        ok = not conn.session.document_only and (
-            room in u.rooms or (is_dm(room) and u.username.lower() in (dm_participants(room) or ())))
+        ok = not conn.session.document_only and (room in u.rooms or (is_dm(room) and _in_dm(u.username, room)))
         if not ok:
             self._reject(conn, error_frame(ERR_NOT_ALLOWED, f"no such room {room}, or you are not in it",
                                            client_msg_id=cmid, frame_type=frame_type))
@@ -816,28 +833,36 @@ class ChatCore:
         """*u*'s connections that know rooms (not the protocol document's clients)."""
         return [c for c in (*u.conns, *u.quiet_conns) if not c.session.document_only]
 
-    def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None) -> list[Effect]:
-        """The effects that give *payload* to *room*'s members here (everyone for general)."""
+    def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None,
+                 exclude_conn: Conn | None = None, message: bool = False) -> list[Effect]:
+        """The effects that give *payload* to *room*'s members here (everyone for general). A direct
+        message's first *message* brings its participants in."""
         if room == GENERAL:
-            return [Broadcast(payload, exclude_user=exclude_user)]
-        if is_dm(room):
+            return [Broadcast(payload, exclude_user=exclude_user, exclude_conn=exclude_conn)]
+        if message and is_dm(room):
             self._dm_members_here(room)
         return [Post(c, payload) for u in self.room_users.get(room, ()) if u.user_id != exclude_user
-                for c in self._room_conns(u)]
+                for c in self._room_conns(u) if c is not exclude_conn]
+
+    def names_checked(self, draft: Draft, unverified: list[str]) -> None:
+        """Which of a direct message's recipients have not proved their name (see CheckNames)."""
+        draft.unverified = unverified or None
 
     def _dm_members_here(self, room: str) -> None:
         """A direct message's participants connected here are in it (``room:joined`` the first time)."""
         for name in dm_participants(room) or ():
             username = self.spellings.get(name_key(name))
             u = self.presence.users.get(username) if username else None
-            if u is not None and u.username.lower() == name and self._add_room(u, dm_info(room)):
+            if u is not None and room not in u.rooms and _in_dm(u.username, room) and self._add_room(u, dm_info(room)):
                 payload = encode({"type": "room:joined", "room": u.rooms[room].to_wire(u.username)})
                 self.out.extend(Post(c, payload) for c in self._room_conns(u))
 
     def _on_room(self, conn: Conn, req: RoomRequest) -> None:
         frame_type = f"room:{req.op}"
         if conn.session.document_only:
-            self._not_allowed(conn, frame_type)
+            self._reject(conn, error_frame(ERR_NOT_ALLOWED, "rooms need a client that offers the workspace.v1 "
+                                           "subprotocol (docs/protocol.md); this connection stays in general",
+                                           frame_type=frame_type))
             return
         if req.op in ("leave", "topic", "invite", "members") and not self._in_room(conn, req.room, frame_type):
             return
@@ -944,7 +969,7 @@ class ChatCore:
         if self._remember_read(u, conn.session.name_key, req.room, req.message_id):
             payload = encode(read_position_frame(req.room, req.message_id))
             for other in u.conns:
-                if other is not conn:
+                if other is not conn and not other.session.document_only:
                     self.out.append(Deliver(other, payload))
             self.out.append(Relay({"t": "read", "user": u.username, "room": req.room, "id": req.message_id}))
 
@@ -966,7 +991,8 @@ class ChatCore:
         u.last_read[room] = message_id
         payload = encode(read_position_frame(room, message_id))
         for conn in u.conns:
-            self.out.append(Deliver(conn, payload))
+            if not conn.session.document_only:
+                self.out.append(Deliver(conn, payload))
 
     def _relay_state(self, u: User, *, exclude_user: bool) -> None:
         """Tell the other nodes about *u*'s connections here (``exclude_user``: their own

@@ -114,6 +114,14 @@ class RoomOp(NamedTuple):
     name_key: str
 
 
+class CheckNames(NamedTuple):
+    """Look up whether a direct message's recipients own their names (the answer goes to
+    :meth:`ChatCore.names_checked`, before the sender's echo when the store answers at once)."""
+
+    draft: Draft
+    names: tuple[str, ...]
+
+
 class SaveRead(NamedTuple):
     """Keep a user's read position in a room (forward only)."""
 
@@ -123,4 +131,4 @@ class SaveRead(NamedTuple):
 
 
 Effect = (Deliver | Broadcast | Attach | Release | Close | Abort | Ping | Store | Read | WhenDrained | Relay | SaveRead
-          | Post | RoomOp)
+          | Post | RoomOp | CheckNames)

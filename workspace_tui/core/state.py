@@ -125,10 +125,12 @@ class User:
 class Draft:
     """A message accepted from a client and on its way to the store."""
 
-    __slots__ = ("user", "conn", "text", "client_msg_id", "done", "payload", "waiters", "room")
+    __slots__ = ("user", "conn", "text", "client_msg_id", "done", "payload", "waiters", "room", "unverified", "echo")
 
     def __init__(self, user: User, conn: Conn, text: str, client_msg_id: str | None, room: str = "general") -> None:
         self.room = room
+        self.unverified: list[str] | None = None  # a direct message's recipients who have not proved their name
+        self.echo: bytes | None = None  # the sender's own message:new when it says more (unverifiedRecipients)
         self.user = user
         self.conn = conn
         self.text = text

@@ -42,6 +42,7 @@ from workspace_tui.core.effects import (
     Release,
     RoomOp,
     SaveRead,
+    CheckNames,
     Store,
     WhenDrained,
 )
@@ -50,7 +51,7 @@ from workspace_tui.core.origins import OriginPolicy, forwarded_client
 from workspace_tui.core.outcomes import Outcome
 from workspace_tui.core.identity import Claim
 from workspace_tui.core.state import Conn, Draft, Refusal, Session
-from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, GENERAL, REFUSAL_HEADER, WS_PATH, ChatMessage
+from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, GENERAL, REFUSAL_HEADER, WS_PATH, ChatMessage, name_key
 
 from .config import ServerConfig
 from .connection import LOW_WATER, Connection
@@ -223,6 +224,8 @@ class Server:
                         backend.save_read(e.name_key, e.room, e.message_id)
                     elif kind is RoomOp:
                         self._room_op(e)
+                    elif kind is CheckNames:
+                        self._check_names(e)
                     elif kind is Close:
                         self._close(e.conn, e.code, e.reason)
                     elif kind is Abort:
@@ -234,6 +237,23 @@ class Server:
             self._running = False
         if core.next_wake() < self._timer_at:
             self._arm_timer()
+
+    def _check_names(self, check: CheckNames) -> None:
+        """Each recipient's account: those nobody owns are unverified (SQLite answers at once, before
+        the batched commit; a late answer from Redis only leaves the note out)."""
+        names = list(check.names)
+        unverified: list[str] = []
+        answers = [0]
+
+        def got(name: str, account: Any) -> None:
+            if account is None or isinstance(account, Exception) or not account.key_hash:
+                unverified.append(name)
+            answers[0] += 1
+            if answers[0] == len(names):
+                self.core.names_checked(check.draft, sorted(unverified))
+
+        for name in names:
+            self.backend.account(name_key(name), lambda account, name=name: got(name, account))
 
     def _room_op(self, op: RoomOp) -> None:
         def done(result: Any) -> None:
