@@ -185,7 +185,8 @@ async def test_tab_completes_names_rooms_and_commands(harness: Harness):
 def fake_notify_send(directory: Path, out: Path) -> None:
     """A real executable named notify-send that appends its arguments to *out*."""
     script = directory / "notify-send"
-    script.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s|" "$a"; done >> {out}\necho >> {out}\n')
+    # One write per call (O_APPEND): several running at once cannot interleave their lines.
+    script.write_text(f'#!/bin/sh\nline=""\nfor a in "$@"; do line="$line$a|"; done\nprintf "%s\\n" "$line" >> {out}\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
 
@@ -231,8 +232,11 @@ async def test_notifications_for_dms_mentions_and_highlights_not_muted_or_on_scr
         assert osc[0] == "\x1b]777;notify;workspace: bob in #dev;the deploy is done\x07"
         assert len(osc) == 3 and all("\u202e" not in w and w.count("\x07") == 1 for w in osc)
         await wait_until(pilot, lambda: out.exists() and len(out.read_text().splitlines()) == 3, what="notify-send ran")
-        lines = out.read_text().splitlines()
-        assert lines[0] == "--app-name=workspace|--|workspace: bob in #dev|the deploy is done|"
+        lines = sorted(out.read_text().splitlines())  # the three run side by side: any order in the file
+        assert lines == sorted(
+            f"--app-name=workspace|--|workspace: {title}|{body}|" for title, body in app.notified
+        )
+        assert "--app-name=workspace|--|workspace: bob in #dev|the deploy is done|" in lines
         assert "dev" in app.rooms.muted
     # The mute is remembered for the next run.
     again = harness.app("alice")
