@@ -37,6 +37,20 @@ COMMIT;
 LAST_MESSAGE_ID = "last_message_id"
 
 
+def _with_retry(step, attempts: int = 100, pause: float = 0.05):
+    """*step*, again while another process holds the file: two processes of one user (two tails)
+    opening a new state file at once collide on the switch to WAL, which the busy timeout does not cover."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+
+
 class Outbox:
     """Unacknowledged messages in send order, plus small key/value state."""
 
@@ -46,7 +60,7 @@ class Outbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _with_retry(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
