@@ -457,6 +457,7 @@ async def _tail(
         StateChanged,
         TypingChanged,
     )
+    from workspace_tui.client.rooms import TypingInRoom
     from workspace_tui.protocol import GENERAL
 
     wanted = room or GENERAL
@@ -542,7 +543,7 @@ async def _tail(
                     if event.connections > 1:
                         readable += f" ({event.connections} connections)"
                 out.event("presence:update", data, readable)
-            elif with_events and isinstance(event, TypingChanged) and shown(event):
+            elif with_events and isinstance(event, (TypingChanged, TypingInRoom)) and shown(event):
                 where = _room_of(event)
                 out.event(
                     "typing:indicator",
