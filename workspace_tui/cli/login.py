@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from workspace_tui.cli.options import _check_url, _check_username, resolve_username
-from workspace_tui.protocol import DEFAULT_URL
+from workspace_tui.cli.options import resolve_username, url_and_username_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,26 +42,7 @@ Examples:
 
 def _name_options(f: F) -> F:
     """``--url`` and ``--username``/``--name``, with the same env vars and config keys as the others."""
-    f = click.option(
-        "--username",
-        "--name",
-        "-u",
-        "username",
-        envvar="WORKSPACE_USERNAME",
-        show_envvar=True,
-        callback=_check_username,
-        help="The name: 1-32 letters, digits, _ . -  [default: config, then your login name]",
-    )(f)
-    f = click.option(
-        "--url",
-        envvar="WORKSPACE_URL",
-        show_envvar=True,
-        default=DEFAULT_URL,
-        show_default=True,
-        callback=_check_url,
-        help="The server's WebSocket URL.",
-    )(f)
-    return f
+    return url_and_username_options(f, "--name", help="The name")
 
 
 def _err(text: str) -> None:

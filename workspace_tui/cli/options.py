@@ -133,13 +133,20 @@ def connection_options(f: F) -> F:
         show_envvar=True,
         help="Shared secret, when the server was started with one (visible in `ps`: prefer --token-file).",
     )(f)
+    return url_and_username_options(f)
+
+
+def url_and_username_options(f: F, *more_names: str, help: str = "Your name") -> F:
+    """``--url`` and ``--username`` (and *more_names* for it), with their env vars and checks."""
     f = click.option(
         "--username",
+        *more_names,
         "-u",
+        "username",
         envvar="WORKSPACE_USERNAME",
         show_envvar=True,
         callback=_check_username,
-        help="Your name: 1-32 letters, digits, _ . -  [default: config, then your login name]",
+        help=f"{help}: 1-32 letters, digits, _ . -  [default: config, then your login name]",
     )(f)
     f = click.option(
         "--url",
