@@ -287,3 +287,12 @@ async def test_unread_from_the_server_on_join(harness: Harness):
         assert app.rooms.views["dev"].unread == 2
         await pilot.press("alt+down")
         await wait_until(pilot, lambda: screen_with(app, "bob │ one", "bob │ two @alice"), what="history of dev")
+
+
+async def test_a_direct_message_to_a_name_nobody_proved_says_so(harness: Harness):
+    app = harness.app("alice")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await connected(pilot, app)
+        await type_line(pilot, "/msg ghost are you there?")  # nobody owns "ghost" on this server
+        await wait_until(pilot, lambda: screen_with(app, "ghost has not proved the name"), what="the warning",
+                         detail=lambda: screen_text(app))

@@ -26,6 +26,7 @@ from workspace_tui.client.events import (
     ClientEvent,
     ConnectionState,
     ErrorReceived,
+    FrameReceived,
     HistoryReceived,
     Joined,
     MessageAcknowledged,
@@ -124,6 +125,10 @@ def message_for(event: ClientEvent) -> m.Message | None:
         return m.ServerErrorReceived(event.code, event.message, event.client_msg_id, event.retry_after_ms)
     if isinstance(event, SendPaced):
         return m.SendingPaced(event.delay, event.per_minute, event.queued, event.refused)
+    if isinstance(event, FrameReceived) and event.frame.get("type") == "message:new":
+        names = (event.frame.get("data") or {}).get("unverifiedRecipients")
+        if isinstance(names, list) and names:
+            return m.UnverifiedRecipients([str(n)[:32] for n in names[:8]])
     return None
 
 
@@ -882,6 +887,12 @@ class ChatApp(App[None]):
     def on_typing_in_room_updated(self, message: m.TypingInRoomUpdated) -> None:
         if message.user_id != self.user_id and message.room == self.current_room:
             self.typing_line.set_typing(message.user_id, message.username, message.is_typing)
+
+    def on_unverified_recipients(self, message: m.UnverifiedRecipients) -> None:
+        who = ", ".join(message.names)
+        verb = "has" if len(message.names) == 1 else "have"
+        self.notify(f"{who} {verb} not proved the name (unverified): whoever uses it now can read this.",
+                    severity="warning", timeout=10, markup=False)
 
     def on_server_error_received(self, message: m.ServerErrorReceived) -> None:
         if message.client_msg_id is not None and message.code in ("rate_limited", "unavailable"):

@@ -155,6 +155,13 @@ class ServerErrorReceived(Message):
     retry_after_ms: int | None = None
 
 
+@dataclass
+class UnverifiedRecipients(Message):
+    """The server's echo of our direct message: these recipients have not proved their name."""
+
+    names: list[str]
+
+
 # -- from widgets (imperative) -----------------------------------------------
 
 
