@@ -362,7 +362,7 @@ class ChatCore:
         u = self.presence.user(session.username, now)
         if session.verified:
             u.verified = True
-        for info in session.reads or ():
+        for info in session.rooms or ():
             self._add_room(u, info)
         general_read = u.last_read.get(GENERAL)
         if session.document_only and session.since is None and general_read and not conn.quiet:
@@ -833,6 +833,10 @@ class ChatCore:
         """*u*'s connections that know rooms (not the protocol document's clients)."""
         return [c for c in (*u.conns, *u.quiet_conns) if not c.session.document_only]
 
+    def _post_to(self, u: User, payload: bytes) -> None:
+        """*payload* for every connection of *u* that knows rooms, in order with its broadcasts."""
+        self.out.extend(Post(c, payload) for c in self._room_conns(u))
+
     def _to_room(self, room: str, payload: bytes, exclude_user: str | None = None,
                  exclude_conn: Conn | None = None, message: bool = False) -> list[Effect]:
         """The effects that give *payload* to *room*'s members here (everyone for general). A direct
@@ -855,7 +859,7 @@ class ChatCore:
             u = self.presence.users.get(username) if username else None
             if u is not None and room not in u.rooms and _in_dm(u.username, room) and self._add_room(u, dm_info(room)):
                 payload = encode({"type": "room:joined", "room": u.rooms[room].to_wire(u.username)})
-                self.out.extend(Post(c, payload) for c in self._room_conns(u))
+                self._post_to(u, payload)
 
     def _on_room(self, conn: Conn, req: RoomRequest) -> None:
         frame_type = f"room:{req.op}"
@@ -927,8 +931,9 @@ class ChatCore:
             else:
                 self._drop_room(u, room)
                 payload = encode({"type": "room:left", "room": room})
-            self.out.extend(Post(c, payload) for c in self._room_conns(u))
-        self.out.extend(Post(c, note) for m in members_before for c in self._room_conns(m))
+            self._post_to(u, payload)
+        for m in members_before:
+            self._post_to(m, note)
 
     def topic_changed(self, room: str, topic: str) -> None:
         payload = encode({"type": "room:updated", "room": room, "topic": topic})
@@ -936,7 +941,7 @@ class ChatCore:
             info = m.rooms.get(room)
             if info is not None:
                 m.rooms[room] = info._replace(topic=topic)
-            self.out.extend(Post(c, payload) for c in self._room_conns(m))
+            self._post_to(m, payload)
 
     def remote_room(self, event: dict[str, Any]) -> None:
         """A room change relayed by another node (see :meth:`room_done`)."""
@@ -955,7 +960,7 @@ class ChatCore:
         u = self.presence.users.get(username)
         if u is not None:
             payload = encode({"type": "room:invited", "room": room, "by": by})
-            self.out.extend(Post(c, payload) for c in self._room_conns(u))
+            self._post_to(u, payload)
 
     def _on_read(self, conn: Conn, req: MarkRead) -> None:
         if not self._in_room(conn, req.room, "read:update"):

@@ -17,7 +17,7 @@ class Session:
 
     __slots__ = (
         "username", "name_key", "quiet", "since", "history", "released", "global_slot", "address", "key", "invite",
-        "verified", "document_only", "reads", "replay",
+        "verified", "document_only", "rooms", "replay",
     )
 
     def __init__(self, username: str, quiet: bool, since: str | None, history: int, address: str = "",
@@ -34,7 +34,7 @@ class Session:
         self.invite = invite
         self.verified = False
         self.document_only = False  # offered no workspace.v1: a client written from the protocol document only
-        self.reads: Any = None  # core.reads.ReadState of general, read before the connection opens
+        self.rooms: Any = None  # list of core.rooms.RoomInfo: the user's rooms, read before the connection opens
         self.replay = False  # what it missed goes out as plain message:new (a document-only client)
 
 

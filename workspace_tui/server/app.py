@@ -430,7 +430,7 @@ class Server:
             if isinstance(rooms, Exception):
                 log.warning("could not read %s's rooms: %s", session.username, rooms)
             else:
-                session.reads = rooms
+                session.rooms = rooms
             self._reserve(peer, request, session)
 
         self.backend.rooms_of(session.name_key, session.username, got)
