@@ -17,7 +17,8 @@ field for field; everything added is documented in ``docs/protocol.md``.
 
 import json
 import re
-from datetime import datetime, timezone
+import time
+from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple, Self, Union
 
 from workspace_tui.text_rules import drop_invisible, is_blank
@@ -205,10 +206,19 @@ def message_id_key(message_id: str) -> tuple[int, int] | None:
 _MSG_ID_RE: Final = re.compile(r"msg_(\d{13})_(\d{6})", re.ASCII)
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted and its text: a burst shares one strftime
+
+
 def iso_timestamp(ms: int | None = None) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``: ``2026-01-16T10:00:00.000Z``."""
-    dt = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    global _second
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
+    second, milli = divmod(ms, 1000)
+    cached = _second  # one tuple, swapped whole: safe if two threads format at once
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+    return f"{cached[1]}{milli:03d}Z"
 
 
 def parse_timestamp(value: str) -> datetime:

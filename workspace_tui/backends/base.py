@@ -107,9 +107,11 @@ class Backend(ABC):
         whether it was written (``False``: another handshake or an admin changed it first)."""
 
     @abstractmethod
-    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
+    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None],
+                 general_only: bool = False) -> None:
         """The rooms *username* is in, ``general`` first, each with where they stopped reading it and
-        the unread and mention counts after that (``connected.rooms``)."""
+        the unread and mention counts after that (``connected.rooms``); with *general_only*, only
+        ``general`` (a client of the protocol document alone stays there)."""
 
     @abstractmethod
     def room_op(self, request: RoomRequest, username: str, name_key: str,

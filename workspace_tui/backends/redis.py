@@ -614,8 +614,9 @@ class RedisBackend(Backend):
 
     # -- read positions ------------------------------------------------------------------
 
-    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
-        self._spawn(self._rooms_call(done, "rooms_of", name_key, username))
+    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None],
+                 general_only: bool = False) -> None:
+        self._spawn(self._rooms_call(done, "rooms_of", name_key, username, general_only))
 
     def room_op(self, request: RoomRequest, username: str, name_key: str,
                 done: Callable[[dict[str, Any] | Exception], None]) -> None:

@@ -113,9 +113,9 @@ class RedisRooms:
         return RoomInfo(room, kind, topic, members, int(unread), int(mentions), last or None,
                         keys.message_id_of(newest) if newest else None)
 
-    async def rooms_of(self, key: str, username: str) -> list[RoomInfo]:
+    async def rooms_of(self, key: str, username: str, general_only: bool = False) -> list[RoomInfo]:
         r = self.redis
-        mine = sorted(await r.smembers(user_rooms_key(key)))[:MAX_ROOMS_LISTED]
+        mine = [] if general_only else sorted(await r.smembers(user_rooms_key(key)))[:MAX_ROOMS_LISTED]
         out = [await self.state(key, username, GENERAL, "public", "", 0)]
         if not mine:
             return out

@@ -70,9 +70,10 @@ def state(db: sqlite3.Connection, key: str, username: str, room: str, kind: str,
     return RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
 
 
-def rooms_of(db: sqlite3.Connection, key: str, username: str) -> list[RoomInfo]:
-    rows = db.execute("SELECT r.id, r.kind, r.topic FROM members m JOIN rooms r ON r.id = m.room "
-                      "WHERE m.name_key = ? ORDER BY r.id LIMIT ?", (key, MAX_ROOMS_LISTED)).fetchall()
+def rooms_of(db: sqlite3.Connection, key: str, username: str, general_only: bool = False) -> list[RoomInfo]:
+    rows = [] if general_only else db.execute(
+        "SELECT r.id, r.kind, r.topic FROM members m JOIN rooms r ON r.id = m.room "
+        "WHERE m.name_key = ? ORDER BY r.id LIMIT ?", (key, MAX_ROOMS_LISTED)).fetchall()
     general = state(db, key, username, GENERAL, "public", "")
     return [general._replace(members=general_info().members), *(state(db, key, username, *r) for r in rows)]
 

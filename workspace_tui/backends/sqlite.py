@@ -341,9 +341,10 @@ class SQLiteBackend(Backend):
 
     # -- read positions --------------------------------------------------------
 
-    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None]) -> None:
+    def rooms_of(self, name_key: str, username: str, done: Callable[[list[RoomInfo] | Exception], None],
+                 general_only: bool = False) -> None:
         try:
-            rooms = rooms_sqlite.rooms_of(self.db, name_key, username)
+            rooms = rooms_sqlite.rooms_of(self.db, name_key, username, general_only)
         except sqlite3.Error as exc:
             done(exc)
             return

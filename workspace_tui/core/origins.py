@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .state import Refusal
 
@@ -86,6 +86,9 @@ def is_ip_literal(name: str) -> bool:
     return True
 
 
+_SEEN_MAX = 256  # distinct Host values remembered (a client picks its Host header freely)
+
+
 @dataclass(frozen=True)
 class OriginPolicy:
     """The origins and host names a server answers to. Build it with :meth:`build`."""
@@ -94,6 +97,9 @@ class OriginPolicy:
     hosts: frozenset[str] = frozenset()
     any_origin: bool = False
     any_host: bool = False
+    # Host header values already judged, for requests without Origin (nearly all): a handshake
+    # costs one dict lookup instead of parsing the name. Bounded: cleared when it grows past _SEEN_MAX.
+    _seen_hosts: dict[str, Refusal | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -145,17 +151,17 @@ class OriginPolicy:
         holds every copy of that header) may go on; else why not."""
         if len(hosts) != 1:
             return Refusal(400, "bad request: it needs exactly one Host header")
-        name, port = split_host_port(hosts[0])
-        if name is None or port == -1:
-            return Refusal(400, f"bad request: Host {_show(hosts[0])} is not a host name")
-        if not self.host_allowed(name):
-            return Refusal(
-                421,
-                f"host {_show(name)} is not a name of this server: start the server with --allow-host {_show(name)} "
-                "if clients reach it by that name",
-            )
-        if not origins:
-            return None  # not a browser: our clients, scripts
+        if not origins:  # not a browser: our clients, scripts
+            seen = self._seen_hosts
+            host = hosts[0]
+            if host not in seen:
+                if len(seen) >= _SEEN_MAX:
+                    seen.clear()
+                seen[host] = self._check_host(host)
+            return seen[host]
+        wrong = self._check_host(hosts[0])
+        if wrong is not None:
+            return wrong
         if len(origins) > 1:
             return Refusal(400, "bad request: more than one Origin header")
         origin = origins[0]
@@ -172,6 +178,18 @@ class OriginPolicy:
         except ValueError:
             return Refusal(403, f"origin {_show(origin)} is not allowed: it is not scheme://HOST[:PORT]")
         return Refusal(403, f"origin {_show(shown)} is not allowed: start the server with --allow-origin {_show(shown)}")
+
+    def _check_host(self, host: str) -> Refusal | None:
+        name, port = split_host_port(host)
+        if name is None or port == -1:
+            return Refusal(400, f"bad request: Host {_show(host)} is not a host name")
+        if not self.host_allowed(name):
+            return Refusal(
+                421,
+                f"host {_show(name)} is not a name of this server: start the server with --allow-host {_show(name)} "
+                "if clients reach it by that name",
+            )
+        return None
 
 
 def _show(text: str) -> str:

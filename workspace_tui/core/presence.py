@@ -49,6 +49,7 @@ class Presence:
         self._tail: dict[str, bytes] = {}
         self._tail_json: bytes | None = None
         self._head: bytes | None = None  # the capped roster (see roster_head)
+        self._head_ids: frozenset[str] = frozenset()  # ... and whose entries it holds
         self._names: dict[str, str] = {}  # user_id -> username, of the visible users
 
     # -- users here -------------------------------------------------------------
@@ -124,7 +125,7 @@ class Presence:
             entry = encode(fields)
             if self._entries.get(user_id) == entry:
                 return status, count
-            self._head = None
+            self._drop_head(user_id)
             self._names[user_id] = username
             self._entries[user_id] = entry
             if user_id in self._base_ids:
@@ -133,13 +134,21 @@ class Presence:
                 self._tail[user_id] = entry
                 self._tail_json = None
         elif self._entries.pop(user_id, None) is not None:
-            self._head = None
+            self._drop_head(user_id)
             self._names.pop(user_id, None)
             if user_id in self._base_ids:
                 self._base = None
             elif self._tail.pop(user_id, None) is not None:
                 self._tail_json = None
         return status, count
+
+    def _drop_head(self, user_id: str) -> None:
+        """Forget the capped roster if *user_id*'s change shows in it. A full head holds the first
+        ``ROSTER_CAP`` entries in insertion order, and a newcomer is appended after them: joins
+        past the cap leave it as it is (rebuilding it cost O(cap) per join)."""
+        if self._head is not None and len(self._head_ids) >= self.ROSTER_CAP and user_id not in self._head_ids:
+            return
+        self._head = None
 
     @property
     def connected_users(self) -> int:
@@ -153,12 +162,14 @@ class Presence:
         """The first ``ROSTER_CAP`` entries, for ``connected`` when more users than that are online
         (rebuilt only after a change)."""
         if self._head is None:
-            head = []
-            for entry in self._entries.values():
+            head, ids = [], []
+            for user_id, entry in self._entries.items():
                 head.append(entry)
+                ids.append(user_id)
                 if len(head) >= self.ROSTER_CAP:
                     break
             self._head = b",".join(head)
+            self._head_ids = frozenset(ids)
         return [self._head]
 
     def visible_page(self, after: str, limit: int) -> tuple[list[tuple[str, str, str, bool]], str | None]:

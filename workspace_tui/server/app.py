@@ -54,6 +54,7 @@ from workspace_tui.core.state import Conn, Draft, Refusal, Session
 from workspace_tui.protocol import CLOSE_SLOW_CONSUMER, GENERAL, REFUSAL_HEADER, WS_PATH, ChatMessage, name_key
 
 from .config import ServerConfig
+from .burstlog import BurstLog
 from .connection import LOW_WATER, Connection
 from .fanout import Fanout
 from .metrics import render_metrics
@@ -108,6 +109,8 @@ class Server:
             # websockets' defaults for servers: smaller windows and memLevel, less memory per connection
             self.extensions = list(enable_server_permessage_deflate(None))
         self.handshake_rejections: Counter[int] = Counter()
+        # connects, disconnects and refusals: a line each while they are few, a count in a storm
+        self.events_log = BurstLog(log, later=lambda delay, fn: asyncio.get_running_loop().call_later(delay, fn))
         self.policy = OriginPolicy.build(config.allow_origins, config.allow_hosts, server_names(config.host))
         self.pending = PendingHandshakes(
             config.max_pending_per_address if config.address_limits else 0, config.max_pending_handshakes
@@ -185,6 +188,7 @@ class Server:
             if self._timer is not None:
                 self._timer.cancel()
             await self.backend.close()
+            self.events_log.summarize()
             log.info("server closed")
         finally:
             self._closed.set()
@@ -433,7 +437,7 @@ class Server:
                 session.rooms = rooms
             self._reserve(peer, request, session)
 
-        self.backend.rooms_of(session.name_key, session.username, got)
+        self.backend.rooms_of(session.name_key, session.username, got, general_only=session.document_only)
 
     def _reserve(self, peer: Connection, request: Request, session: Session) -> None:
         """The last step: a slot of the workspace-wide per-user cap (Redis), then accept."""
@@ -461,7 +465,11 @@ class Server:
             self._count_refusal(peer, request.path, response.status_code, response.body or b"")
             peer.respond(response)
             return
-        peer.respond(response)
+        # The 101 goes out in the same write as `connected` (one send syscall per accept, not two).
+        if self.fanout.raw:
+            self.fanout.send_raw(peer, peer.accepted(response))
+        else:  # compressed: the fan-out's queue holds payloads for websockets to frame
+            peer.respond(response)
         if peer.timer is not None:
             peer.timer.cancel()
             peer.timer = None
@@ -472,8 +480,8 @@ class Server:
         core.open(conn)
         peer.user_id = conn.user.user_id
         u = conn.user
-        log.info(
-            "connect %s%s (%d connection(s) of this user, %d in all)",
+        self.events_log.info(
+            "connects", "connect %s%s (%d connection(s) of this user, %d in all)",
             u.username, " (quiet)" if conn.quiet else "", len(u.conns) + u.quiet, len(core.conns),
         )
         self.run()
@@ -495,8 +503,8 @@ class Server:
 
     def _count_refusal(self, peer: Connection, path: str, status: int, body: bytes) -> None:
         self.handshake_rejections[status] += 1
-        log.info("refused %s %s: %d %s", peer.address, urlsplit(path).path, status,
-                 body.decode(errors="replace").strip()[:200])
+        self.events_log.info("refusals", "refused %s %s: %d %s", peer.address, urlsplit(path).path, status,
+                             body.decode(errors="replace").strip()[:200])
 
     def _endpoint(self, peer: Connection, path: str) -> None:
         if path == "/healthz":
@@ -558,7 +566,7 @@ class Server:
             u = conn.user
             self.core.gone(conn)
             self._give_back(conn.session)  # the core's slot went with gone(); the workspace-wide one here
-            log.info("disconnect %s (code %s)", u.username, peer.ws.close_code)
+            self.events_log.info("disconnects", "disconnect %s (code %s)", u.username, peer.ws.close_code)
             self.run()
         elif peer.session is not None:
             self._give_back(peer.session)

@@ -90,7 +90,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "server", "ws", "transport", "conn", "session", "user_id", "pending", "held", "held_bytes", "mark",
         "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting", "address",
-        "handshaking", "pending_from",
+        "handshaking", "pending_from", "preface",
     )
 
     def __init__(self, server: ConnectionEvents) -> None:
@@ -114,6 +114,7 @@ class Connection(asyncio.Protocol):
         self.address = "?"  # the client's IP address (from X-Forwarded-For with trust_proxy)
         self.handshaking = False  # counted as a pending handshake (server.handshake_started)
         self.pending_from: str | None = None  # ... under this address (None: not per address)
+        self.preface = False  # the handshake response waits at the head of ``pending`` (see accepted)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -236,7 +237,12 @@ class Connection(asyncio.Protocol):
     def flush_protocol(self) -> None:
         """Write what websockets has queued (handshake response, pongs, close frames)."""
         ws = self.ws
-        for data in ws.data_to_send():
+        out = ws.data_to_send()
+        if out and self.preface:  # the 101 response still waits for the fan-out's write: it goes first
+            self.preface = False
+            if self.pending:
+                self.transport.write(self.pending.pop(0))
+        for data in out:
             if data:
                 self.transport.write(data)
             elif self.transport.can_write_eof():
@@ -255,11 +261,23 @@ class Connection(asyncio.Protocol):
         self.flush_protocol()
 
     def respond(self, response: Any) -> None:
-        if self.handshaking:  # answered: no longer a pending handshake
-            self.handshaking = False
-            self.server.handshake_over(self)
+        self._answered()
         self.ws.send_response(response)
         self.flush_protocol()
+
+    def accepted(self, response: Any) -> bytes:
+        """The bytes of a 101 *response*, for the fan-out to write together with the first frames
+        (queued at the head of ``pending``; a write of the protocol's own sends them first)."""
+        self._answered()
+        ws = self.ws
+        ws.send_response(response)
+        self.preface = True
+        return b"".join(ws.data_to_send())
+
+    def _answered(self) -> None:
+        if self.handshaking:  # no longer a pending handshake
+            self.handshaking = False
+            self.server.handshake_over(self)
 
     def ping(self) -> None:
         if self.writable():

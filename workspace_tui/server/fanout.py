@@ -149,6 +149,13 @@ class Fanout:
             peer.pending.append(b"".join(payload))
         self._schedule()
 
+    def send_raw(self, peer: Connection, data: bytes) -> None:
+        """Bytes that are not a frame (a handshake response) to go out with *peer*'s next write."""
+        if not peer.pending:
+            self._dirty.append(peer)
+        peer.pending.append(data)
+        self._schedule()
+
     def post(self, peer: Connection, payload: bytes) -> None:
         """A live frame for *peer* alone, after the broadcasts before it (held while *peer* is)."""
         if peer.closing:
