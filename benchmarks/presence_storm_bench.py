@@ -11,13 +11,24 @@ the protocol document alone still get); the "v1" run is what our clients get now
 
     python benchmarks/presence_storm_bench.py
     python benchmarks/presence_storm_bench.py --users 5000 --spread 2
+    python benchmarks/presence_storm_bench.py --real 500   # and against a real server, 500 clients
+
+``--real N`` checks the count on the wire: a ``workspace serve`` subprocess, N raw WebSocket
+clients connecting at once (each kind in turn), every presence frame each one receives counted
+until none has come for a second.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 from workspace_tui.core import ChatCore, Conn, Rules, Session
 from workspace_tui.core.effects import Broadcast, Deliver, Post, Read
@@ -98,10 +109,50 @@ def storm(users: int, spread: float, v1: bool) -> tuple[Tally, float]:
     return tally, time.perf_counter() - started
 
 
+async def real(users: int, v1: bool) -> tuple[int, int, float]:
+    """Presence frames and bytes N clients of one kind receive when they all connect at once."""
+    from websockets.asyncio.client import connect
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "workspace_tui", "serve", "--host", "127.0.0.1", "--port", "0",
+               "--db", str(Path(tmp) / "bench.sqlite3"), "--no-address-limits", "--max-pending-handshakes", "0",
+               "--rate-limit", "0", "--idle-timeout", "0"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert proc.stdout is not None
+            url = re.search(r"ws://[\w.\-]+:\d+/ws", proc.stdout.readline()).group(0)  # type: ignore[union-attr]
+            counts = [0, 0]
+            last = [time.monotonic()]
+
+            async def client(i: int):
+                ws = await connect(f"{url}?username=user{i:05}", open_timeout=60, max_size=None,
+                                   subprotocols=["workspace.v1"] if v1 else None)
+                async for raw in ws:
+                    if '"type":"presence:' in raw[:30]:
+                        counts[0] += 1
+                        counts[1] += len(raw)
+                        last[0] = time.monotonic()
+                return ws
+
+            started = time.monotonic()
+            tasks = [asyncio.create_task(client(i)) for i in range(users)]
+            while time.monotonic() - last[0] < 1.0 or counts[0] == 0:
+                await asyncio.sleep(0.2)
+            took = last[0] - started
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return counts[0], counts[1], took
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--spread", type=float, default=1.0, help="seconds over which they all connect")
+    ap.add_argument("--real", type=int, default=0, metavar="N", help="also N clients against a real server")
     args = ap.parse_args()
     print(f"{args.users} users connecting over {args.spread:g} s (presence tick {Rules().presence_tick * 1000:g} ms)")
     print(f"{'clients':<10} {'presence frames':>16} {'presence bytes':>15} {'per client':>11} "
@@ -113,6 +164,11 @@ def main() -> None:
         size = sum(tally.bytes[k] for k in kinds)
         print(f"{'v1' if v1 else 'document':<10} {frames:>16,} {size:>15,} {size // args.users:>11,} "
               f"{tally.bytes['connected']:>16,} {took:>7.2f}")
+    if args.real:
+        print(f"\nreal server, {args.real} clients connecting at once (presence frames received by all of them)")
+        for v1 in (False, True):
+            frames, size, took = asyncio.run(real(args.real, v1))
+            print(f"{'v1' if v1 else 'document':<10} {frames:>12,} frames {size:>14,} bytes  (settled in {took:.1f} s)")
 
 
 if __name__ == "__main__":

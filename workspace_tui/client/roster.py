@@ -66,7 +66,7 @@ class RosterRefresh:
             return
         if change.status == "offline" and not change.connections:
             self._pages.pop(change.user_id, None)
-        else:
+        elif change.user_id in self._pages or len(self._pages) < MAX_USERS:  # bounded, whatever a server sends
             self._pages[change.user_id] = RosterEntry(change.user_id, change.username, change.status,
                                                       change.connections or 1, change.verified)
 
@@ -76,12 +76,12 @@ class RosterRefresh:
         if self._pages is None:
             return None
         for entry in members:  # newer than the presence that came before it (one connection: in order)
-            if entry.status != "offline":
+            if entry.status != "offline" and (entry.user_id in self._pages or len(self._pages) < MAX_USERS):
                 self._pages[entry.user_id] = entry
         if next_after is not None and len(self._pages) < MAX_USERS:
             self.waiting = True
             return next_after
-        users, self._pages = tuple(self._pages.values())[:MAX_USERS], None
+        users, self._pages = tuple(self._pages.values()), None
         return RosterRefreshed(users, next_after is None)
 
     def stop(self) -> None:

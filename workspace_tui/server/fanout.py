@@ -226,11 +226,12 @@ class Fanout:
         xp, self._excluded_peers = self._excluded_peers, set()
         fast_for_all = not xu and not xp
         split, self._split = self._split, False
-        everything = self._joined([e[0] for e in log])
         docs = self._document_peers
         if split:  # what each kind of peer gets, joined once per kind
             for_docs = self._joined([e[0] for e in log if e[3] is not False])
             for_v1 = self._joined([e[0] for e in log if e[3] is not True])
+        else:
+            everything = self._joined([e[0] for e in log])
         dirty = self._dirty
         for peer in self.peers:
             mark = peer.mark
@@ -238,7 +239,7 @@ class Fanout:
             if peer.closing:
                 continue
             if mark == 0 and (fast_for_all or (peer not in xp and peer.user_id not in xu)):
-                items = everything if not split else for_docs if peer in docs else for_v1
+                items = (for_docs if peer in docs else for_v1) if split else everything
                 if not items:
                     continue
             else:
