@@ -713,6 +713,15 @@ class PresenceChanged(NamedTuple):
     verified: bool = False
 
 
+class PresenceBatch(NamedTuple):
+    """``presence:batch`` **(ext)**: a tick's presence changes, for clients that offered workspace.v1;
+    ``complete`` is ``False`` when more users changed than it lists (then it lists none)."""
+
+    users: tuple[PresenceChanged, ...]
+    connected_users: int
+    complete: bool = True
+
+
 class TypingChanged(NamedTuple):
     user_id: str
     username: str
@@ -740,7 +749,7 @@ class Pong(NamedTuple):
     id: Any = None
 
 
-ServerFrame = Union[Connected, MessageNew, PresenceChanged, TypingChanged, History, ServerError, Pong]
+ServerFrame = Union[Connected, MessageNew, PresenceChanged, PresenceBatch, TypingChanged, History, ServerError, Pong]
 
 
 class BadServerFrame(ValueError):
@@ -766,11 +775,16 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame | None:
             d = _dict(obj, "data")
             return TypingChanged(_str(d, "userId"), _str(d, "username"), bool(d.get("isTyping")))
         if kind == "presence:update":
+            return _presence(_dict(obj, "data"))
+        if kind == "presence:batch":
             d = _dict(obj, "data")
-            conns = d.get("connections")
-            return PresenceChanged(
-                _str(d, "userId"), _str(d, "username"), _str(d, "status"), conns if isinstance(conns, int) else None,
-                d.get("verified") is True,
+            users = d.get("users")
+            if not isinstance(users, list):
+                raise BadServerFrame("presence:batch.data.users must be a list")
+            return PresenceBatch(
+                tuple(_presence(u) for u in users if isinstance(u, dict)),
+                _num(d.get("connectedUsers"), 0),
+                d.get("complete") is not False,
             )
         if kind == "history":
             msgs = obj.get("messages")
@@ -818,6 +832,15 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame | None:
 
 
 # -- helpers -----------------------------------------------------------------
+
+
+def _presence(d: dict[str, Any]) -> PresenceChanged:
+    """One presence entry: a ``presence:update``'s data, or one of a ``presence:batch``'s users."""
+    conns = d.get("connections")
+    return PresenceChanged(
+        _str(d, "userId"), _str(d, "username"), _str(d, "status"), conns if isinstance(conns, int) else None,
+        d.get("verified") is True,
+    )
 
 
 def _str(data: dict[str, Any], key: str) -> str:

@@ -41,12 +41,12 @@ async def test_killed_node_users_go_offline_everywhere(node_factory, redis_serve
     try:
         ws = await connect(url + "?username=bob")
         assert json.loads(await ws.recv())["type"] == "connected"
-        await alice.expect("presence:update", username="bob", status="online")
+        await alice.presence(username="bob", status="online")
         await alice.send({"type": "message:send", "text": "hi bob"})
         await alice.expect("message:new", text="hi bob")
         start = asyncio.get_running_loop().time()
         os.kill(proc.pid, signal.SIGKILL)  # no cleanup code runs on node b
-        await alice.expect("presence:update", timeout=15, username="bob", status="offline")
+        await alice.presence(timeout=15, username="bob", status="offline")
         assert asyncio.get_running_loop().time() - start < 15
         carol = await join(a, "carol")
         assert "bob" not in {u["username"] for u in carol.connected["users"]}

@@ -100,7 +100,7 @@ async def test_sends_taken_before_a_node_stops_are_stored_and_delivered(node_fac
     assert code == 1001
     for i in range(5):
         await bob.expect("message:new", text=f"last{i}")
-    await bob.expect("presence:update", username="alice", status="offline")
+    await bob.presence(username="alice", status="offline")
     await bob.close()
 
 

@@ -9,12 +9,13 @@ from .test_presence import remote_names
 
 
 async def alice_and_bob_on_two_nodes(node_factory):
-    """alice on one node, bob on another, each known to the other node."""
+    """alice on one node, bob on another, each known to the other node (and nothing about alice
+    pending for bob: he was there before she came)."""
     a, b = await node_factory(rate_limit=0, address_rate_limit=0), await node_factory(rate_limit=0, address_rate_limit=0)
-    alice = await join(a, "alice")
-    await until(lambda: "alice" in remote_names(b))
     bob = await join(b, "bob")
-    await alice.expect("presence:update", username="bob", status="online")
+    await until(lambda: "bob" in remote_names(a))
+    alice = await join(a, "alice")
+    await bob.presence(username="alice", status="online")
     return alice, bob
 
 

@@ -17,6 +17,7 @@ from workspace_tui.core.history import HistoryQuery, HistoryResult, estimate
 from workspace_tui.core.state import Draft
 from workspace_tui.protocol import ChatMessage, iso_timestamp, make_message_id, user_id_for
 
+V1 = ("workspace.v1",)  # the subprotocol our clients offer (presence:batch, rooms, history frames)
 T0 = 1000.0  # the fake monotonic clock starts here (never 0: the core treats 0 as "not yet")
 WALL0 = 1_768_557_600_000  # 2026-01-16T10:00:00.000Z
 
@@ -63,18 +64,19 @@ def elapse(core: ChatCore, seconds: float) -> list[Effect]:
 # -- connections -----------------------------------------------------------------
 
 
-def connect(core: ChatCore, name: str, **query: Any) -> Conn:
-    """Admit and open a connection of *name* (its join ``Read``, if any, is left unanswered)."""
-    session = core.admit({"username": [name], **{k: [str(v)] for k, v in query.items()}}, None)
+def connect(core: ChatCore, name: str, *, protocols: tuple[str, ...] = (), **query: Any) -> Conn:
+    """Admit and open a connection of *name* (its join ``Read``, if any, is left unanswered);
+    ``protocols=V1`` for one of our clients, else one written from the protocol document alone."""
+    session = core.admit({"username": [name], **{k: [str(v)] for k, v in query.items()}}, None, protocols=protocols)
     assert isinstance(session, Session), session
     conn = Conn(session, link=name)
     core.open(conn)
     return conn
 
 
-def joined(core: ChatCore, name: str, **query: Any) -> Conn:
+def joined(core: ChatCore, name: str, *, protocols: tuple[str, ...] = (), **query: Any) -> Conn:
     """A connection that has had its (empty) join history, with the effects taken."""
-    conn = connect(core, name, **query)
+    conn = connect(core, name, protocols=protocols, **query)
     for e in core.take():
         if type(e) is Read:
             core.history_read(e.conn, e.query, HistoryResult([], False))

@@ -21,6 +21,7 @@ class Client:
         self.ws = ws
         self.connected = connected
         self.history = history
+        self.presence_frame: dict[str, Any] | None = None  # the frame the last presence() came in
 
     @property
     def user_id(self) -> str:
@@ -42,6 +43,19 @@ class Client:
                 data = frame.get("data", frame)
                 if all(data.get(k) == v for k, v in match.items()):
                     return frame
+
+        return await asyncio.wait_for(loop(), timeout)
+
+    async def presence(self, timeout: float = TIMEOUT, **match: Any) -> dict[str, Any]:
+        """The next presence entry (matching *match*) whichever frame carries it: a
+        ``presence:update``'s data, or a user's entry in a ``presence:batch`` (workspace.v1)."""
+        async def loop() -> dict[str, Any]:
+            while True:
+                frame = json.loads(await self.ws.recv())
+                for entry in presence_entries(frame):
+                    if all(entry.get(k) == v for k, v in match.items()):
+                        self.presence_frame = frame
+                        return entry
 
         return await asyncio.wait_for(loop(), timeout)
 
@@ -134,9 +148,22 @@ def plant(server: Any, texts: list[str], username: str = "bulk") -> list[Any]:
     return messages
 
 
+def presence_entries(frame: dict[str, Any]) -> list[dict[str, Any]]:
+    """The presence entries a frame carries: one for ``presence:update``, a tick's for ``presence:batch``."""
+    if frame["type"] == "presence:update":
+        return [frame["data"]]
+    if frame["type"] == "presence:batch":
+        return list(frame["data"]["users"])
+    return []
+
+
 def about(frame: dict[str, Any], user_id: str) -> tuple[Any, ...] | None:
     """What *frame* says about *user_id*, in short, or ``None`` when it is not about them."""
     kind = frame["type"]
+    if kind == "presence:batch":
+        mine = [e for e in frame["data"]["users"] if e["userId"] == user_id]
+        assert len(mine) <= 1, frame  # a batch has the latest state of each user, once
+        return ("presence", mine[0]["status"]) if mine else None
     data = frame.get("data") or {}
     if data.get("userId") != user_id:
         return None

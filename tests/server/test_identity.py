@@ -81,8 +81,8 @@ async def test_a_document_only_client_keeps_working_with_an_unclaimed_name_marke
     guest = await enter(server, "guest")  # no subprotocol at all, as in the protocol document
     assert guest.connected["verified"] is False
     assert guest.ws.subprotocol is None
-    joined = await owner.expect("presence:update", username="guest")
-    assert "verified" not in joined["data"]
+    joined = await owner.presence(username="guest")  # owner's client offered workspace.v1: a presence:batch
+    assert "verified" not in joined and owner.presence_frame["type"] == "presence:batch"
     said = await guest.say("hi, I am probably guest")
     assert "verified" not in said["data"]
     seen = await owner.expect("message:new", text="hi, I am probably guest")

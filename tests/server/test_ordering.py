@@ -24,8 +24,9 @@ from .support import frames_about, join
 
 async def test_presence_does_not_overtake_the_message_sent_before_it(server_factory):
     server = await server_factory(rate_limit=0, address_rate_limit=0)
+    b = await join(server, "bob")
     a = await join(server, "alice")
-    b = await join(server, "bob")  # joins after alice: no presence about alice is pending for bob
+    await b.presence(username="alice", status="online")  # now nothing about alice is pending for bob
     for i in range(5):  # a few times: the first may be committed before the presence arrives
         status = "away" if i % 2 == 0 else "online"
         await a.send({"type": "message:send", "text": f"before {status} {i}"})
@@ -38,8 +39,9 @@ async def test_presence_does_not_overtake_the_message_sent_before_it(server_fact
 
 async def test_typing_does_not_overtake_the_message_sent_before_it(server_factory):
     server = await server_factory(rate_limit=0, address_rate_limit=0)
-    a = await join(server, "alice")
     b = await join(server, "bob")
+    a = await join(server, "alice")
+    await b.presence(username="alice", status="online")  # now nothing about alice is pending for bob
     # alice is not typing: the message, then her typing
     await a.send({"type": "message:send", "text": "not typing yet"})
     await a.send({"type": "typing:indicator", "isTyping": True})
@@ -78,9 +80,11 @@ def expected_broadcasts(sent: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 async def test_a_mixed_pipelined_sequence_arrives_in_send_order(server_factory):
     server = await server_factory(rate_limit=0, address_rate_limit=0)
-    a = await join(server, "alice")
     b = await join(server, "bob")
     c = await join(server, "carol")
+    a = await join(server, "alice")
+    for w in (b, c):  # then nothing about alice is pending for them
+        await w.presence(username="alice", status="online")
     sent: list[dict[str, Any]] = []
     for r in range(20):
         sent += [

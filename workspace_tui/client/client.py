@@ -46,9 +46,11 @@ from workspace_tui.client.ledger import Ledger
 from workspace_tui.client.outbox import LAST_MESSAGE_ID, Outbox
 from workspace_tui.client.pacing import SeenIds, SendGate
 from workspace_tui.client.reads import GENERAL, ReadReporter, RoomSummary, parse_read_position, parse_rooms
+from workspace_tui.client.roster import PAGE as ROSTER_PAGE, RosterRefresh
 from workspace_tui.client.rooms import (
     RoomJoined,
     RoomLeft,
+    RoomMembersListed,
     RoomUpdated,
     TypingInRoom,
     dm_room_id,
@@ -183,6 +185,13 @@ class ChatClient:
         self._reads: dict[str, ReadReporter] = {GENERAL: ReadReporter()}  # per room
         self._read_timer: asyncio.TimerHandle | None = None
         self._read_task: asyncio.Task[None] | None = None
+        # Presence too big to batch ("complete": false): general's roster is re-read, now and then.
+        self._roster = RosterRefresh()
+        # Whether to re-read it: for a consumer that shows the roster (the chat sets it); others
+        # (one-liners, scripts) would only add load to a storm.
+        self.follow_roster = False
+        self._roster_timer: asyncio.TimerHandle | None = None
+        self._roster_task: asyncio.Task[bool] | None = None
 
     # -- public API -----------------------------------------------------------
 
@@ -675,6 +684,9 @@ class ChatClient:
                         self._on_read_position(position)
                         continue
                     room_event = parse_room_frame(obj)
+                    if type(room_event) is RoomMembersListed and room_event.room == GENERAL and self._roster.waiting:
+                        self._roster_page(room_event)  # our own re-read of the roster
+                        continue
                     if room_event is not None:
                         self._on_room_event(room_event)  # typed, for the chat; and as it is, below
                     if isinstance(obj, dict) and isinstance(obj.get("type"), str):
@@ -700,6 +712,10 @@ class ChatClient:
             reason = _describe(exc)
         finally:
             self._ws = None
+            self._roster.stop()
+            if self._roster_timer is not None:
+                self._roster_timer.cancel()
+                self._roster_timer = None
             for task in helpers:
                 task.cancel()
             for task in helpers:
@@ -801,7 +817,11 @@ class ChatClient:
                 self._emit(MessageReceived(frame.message, own, frame.message.room))
         elif isinstance(frame, p.History):
             self._on_history(frame, raw)
+        elif isinstance(frame, p.PresenceBatch):
+            self._on_presence_batch(frame)
         elif isinstance(frame, (p.PresenceChanged, p.TypingChanged)):
+            if isinstance(frame, p.PresenceChanged):
+                self._roster.presence(frame)
             if (
                 isinstance(frame, p.PresenceChanged)
                 and self.present
@@ -814,6 +834,52 @@ class ChatClient:
         elif isinstance(frame, p.ServerError):
             self._on_error(frame)
         # Pong and unknown frame types: nothing to do.
+
+    def _on_presence_batch(self, batch: p.PresenceBatch) -> None:
+        """A tick's presence (workspace.v1): the same events as one ``presence:update`` each."""
+        for change in batch.users:
+            if change.user_id == self.user_id:
+                continue  # ours reaches our connections as presence:update, as without batches
+            self._roster.presence(change)
+            self._emit(change)
+        if not batch.complete and self.follow_roster and self.present:
+            self._roster.incomplete(time.monotonic())
+            self._arm_roster()
+
+    def _arm_roster(self) -> None:
+        due = self._roster.due()
+        if due is None:
+            return
+        if self._roster_timer is not None:
+            self._roster_timer.cancel()
+        self._roster_timer = asyncio.get_running_loop().call_later(max(0.0, due - time.monotonic()),
+                                                                   self._start_roster)
+
+    def _start_roster(self) -> None:
+        self._roster_timer = None
+        if self.state is ConnectionState.CONNECTED and not self._roster.running:
+            self._ask_roster(self._roster.start())
+
+    def _ask_roster(self, after: str) -> None:
+        frame: dict[str, Any] = {"type": "room:members", "room": GENERAL, "limit": ROSTER_PAGE}
+        if after:
+            frame["after"] = after
+        task = self._roster_task = asyncio.get_running_loop().create_task(self._send_raw(frame))
+        task.add_done_callback(self._roster_sent)
+
+    def _roster_sent(self, task: asyncio.Task[bool]) -> None:
+        if task.cancelled() or task.exception() is not None or not task.result():
+            self._roster.stop()  # not sent (disconnected): the next connected has a roster
+
+    def _roster_page(self, page: RoomMembersListed) -> None:
+        entries = [p.RosterEntry(m.user_id or p.user_id_for(m.username), m.username, m.status, 1, m.verified)
+                   for m in page.members]
+        result = self._roster.page(entries, page.next)
+        if isinstance(result, str):
+            self._ask_roster(result)
+        elif result is not None:
+            self._emit(result)
+            self._arm_roster()  # another incomplete batch came meanwhile: read it again later
 
     def _on_read_position(self, position: ReadPositionChanged) -> None:
         self._reporter(position.room).learned(position.message_id)
@@ -857,6 +923,8 @@ class ChatClient:
         self._emit(HistoryReceived(tuple(fresh), frame.reason, frame.has_more, frame.gap, top, tuple(fresh_rooms)))
 
     def _on_error(self, frame: p.ServerError) -> None:
+        if frame.frame_type == "room:members" and self._roster.waiting:
+            self._roster.stop()  # refused (too many frames?): the next incomplete batch tries again
         cmid = frame.client_msg_id
         entry = self._ledger.get(cmid) if cmid else None
         if entry is None or entry.failed:
@@ -1000,7 +1068,8 @@ class ChatClient:
 
 
 # Frame types _on_frame handles; anything else may be one protocol.py does not type yet.
-_HANDLED = (p.MessageNew, p.History, p.PresenceChanged, p.TypingChanged, p.ServerError, p.Connected, p.Pong)
+_HANDLED = (p.MessageNew, p.History, p.PresenceChanged, p.PresenceBatch, p.TypingChanged, p.ServerError, p.Connected,
+            p.Pong)
 
 
 def _raw_object(raw: str | bytes) -> Any:

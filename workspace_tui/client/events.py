@@ -12,6 +12,7 @@ from workspace_tui.protocol import ChatMessage, Limits, PresenceChanged, RosterE
 
 # Read positions: parsed in client/reads.py, where the frames about them live.
 from workspace_tui.client.reads import GENERAL, ReadPositionChanged, RoomSummary
+from workspace_tui.client.roster import RosterRefreshed
 from workspace_tui.client.rooms import (
     ListedRoom,
     RoomInvited,
@@ -163,6 +164,7 @@ class FrameReceived(NamedTuple):
 
 ClientEvent = Union[
     StateChanged,
+    RosterRefreshed,
     Joined,
     HistoryReceived,
     MessageReceived,
@@ -209,6 +211,7 @@ __all__ = [
     "RoomSummary",
     "RoomUpdated",
     "RoomsListed",
+    "RosterRefreshed",
     "SendPaced",
     "StateChanged",
     "TypingChanged",

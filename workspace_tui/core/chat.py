@@ -13,7 +13,10 @@ Two rules shape most of this module:
 * **Order.** Everything others learn about a user leaves in the order the user
   did it. A user's ``message:send`` waits for its store; their presence and
   typing broadcasts made meanwhile wait behind it in the user's backlog
-  (:meth:`_about`), and go out once it is broadcast or refused.
+  (:meth:`_about`), and go out once it is broadcast or refused. Presence for
+  workspace.v1 connections is collected for a tick (one ``presence:batch``,
+  :meth:`_presence_effects`); a batch holding a change of a user goes out
+  early, before that user's next message or typing.
 * **Budgets.** History goes out in frames of at most ~512 KiB, one at a time:
   the next is read only once the connection has drained the previous one
   (:class:`~.effects.WhenDrained`), so no request makes the server hold more
@@ -99,7 +102,7 @@ from .identity import Account, Claim, Throttle, decide, is_wrong_secret
 from .limits import Limiter, TokenBucket
 from .rooms import RoomInfo, dm_info, general_info, is_dm
 from .outcomes import Duplicate, Outcome, RateLimited
-from .presence import Presence, RemoteUser
+from .presence import Change, Presence, RemoteUser, TickBatch
 from .rules import Rules
 from .state import Conn, Draft, Refusal, Resume, Session, User
 
@@ -147,6 +150,8 @@ class ChatCore:
         self.out: list[Effect] = []
         self.presence = Presence(rules.status_memory)
         self.conns: set[Conn] = set()  # open connections
+        self.document_conns = 0  # ... of them, those that offered no workspace.v1 (the document's frames only)
+        self.batch = TickBatch()  # this tick's presence changes, for the others (presence:batch)
         self.reservations: dict[str, int] = {}  # name key -> slots of the per-user cap in use
         self.address_conns: dict[str, int] = {}  # client address -> slots of the per-address cap in use
         self.address_limiters: dict[str, Limiter] = {}  # client address -> its message:send limit
@@ -380,6 +385,8 @@ class ChatCore:
             u.conns.append(conn)
         status, count = self.presence.refresh(u.username, u.user_id)
         self.conns.add(conn)
+        if session.document_only:
+            self.document_conns += 1
         self.counters.connections_total += 1
         out = self.out
         out.append(Attach(conn))
@@ -389,11 +396,9 @@ class ChatCore:
             return
         self._relay_state(u, exclude_user=not before)
         if count and not before:
-            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count, u.verified)),
-                                     exclude_user=u.user_id, lazy=True))
+            self._announce(u, status, count, False, exclude_user=True)
         elif before and count:  # another connection of a visible user: same status, new count
-            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status, count, u.verified)),
-                                     exclude_conn=conn, lazy=True))
+            self._announce(u, status, count, True, exclude_conn=conn)
 
     def _connected_parts(self, u: User, verified: bool, document_only: bool) -> list[bytes]:
         general = u.rooms.get(GENERAL) or general_info()
@@ -427,6 +432,8 @@ class ChatCore:
             return
         now = self.clock.monotonic()
         self.conns.discard(conn)
+        if conn.session.document_only:
+            self.document_conns -= 1
         conn.closing = True
         conn.reads.clear()
         u = conn.user
@@ -447,11 +454,9 @@ class ChatCore:
             self._relay_state(u, exclude_user=not count)
             if before and not self.closing:
                 if not count:
-                    self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, "offline", 0, u.verified)),
-                                             exclude_user=u.user_id, lazy=True))
+                    self._announce(u, "offline", 0, True, exclude_user=True)
                 else:  # one of several closed: the new count
-                    frame = presence_frame(u.user_id, u.username, status, count, u.verified)
-                    self._about(u, Broadcast(encode(frame), lazy=True))
+                    self._announce(u, status, count, True)
         self.presence.forget_if_unused(u, now)
         if u.username not in self.presence.users:
             self.spellings.pop(conn.session.name_key, None)
@@ -681,6 +686,8 @@ class ChatCore:
             payload = encode(message_new_frame(m))
             self.last_room_message[m.room] = m.id
             if draft is None:
+                if m.user_id in self.batch:
+                    self._flush_batch()  # what the author did before it (came online, a status) goes first
                 out.extend(self._to_room(m.room, payload, message=True))
                 continue
             self.counters.messages_total += 1
@@ -711,6 +718,8 @@ class ChatCore:
                     if not item.done:
                         break
                     if item.payload is not None:
+                        if u.user_id in self.batch:
+                            self._flush_batch()  # the presence change the user made before it goes first
                         echo = item.echo
                         out.extend(self._to_room(item.room, item.payload, exclude_conn=item.conn if echo else None,
                                                  message=True))
@@ -718,7 +727,11 @@ class ChatCore:
                             out.append(Post(item.conn, echo))
                         for c in item.waiters:
                             out.append(Deliver(c, item.payload))
+                elif type(item) is Change:
+                    self._collect(item)
                 else:
+                    if u.user_id in self.batch and type(item) is not Relay:
+                        self._flush_batch()  # an earlier presence change of theirs goes first
                     out.append(item)
                 i += 1
             del backlog[:i]
@@ -727,12 +740,17 @@ class ChatCore:
         if not u.conns and not u.quiet:
             self.presence.forget_if_unused(u, self.clock.monotonic())
 
-    def _about(self, u: User, effect: Effect) -> None:
-        """Send *effect*, a frame about *u*, after everything *u* did before it."""
-        if u.backlog is None:
-            self.out.append(effect)
-        else:
+    def _about(self, u: User, effect: Effect | Change, presence: bool = False) -> None:
+        """Send *effect*, a frame about *u*, after everything *u* did before it (*presence*: one of
+        the frames of a presence change, which may share this tick's batch with an earlier one)."""
+        if u.backlog is not None:
             u.backlog.append(effect)
+        elif type(effect) is Change:
+            self._collect(effect)
+        else:
+            if not presence and u.user_id in self.batch and type(effect) is not Relay:
+                self._flush_batch()  # (typing) the presence change *u* made before it goes first
+            self.out.append(effect)
 
     def store_available(self, up: bool) -> None:
         """The backend can (or cannot) take messages now; sends are refused while it cannot."""
@@ -787,13 +805,51 @@ class ChatCore:
         status_now, count = self.presence.refresh(u.username, u.user_id)
         self._relay_state(u, exclude_user=False)
         if before or count:
-            self._about(u, Broadcast(encode(presence_frame(u.user_id, u.username, status_now, count, u.verified)),
-                                     exclude_conn=conn, lazy=True))
+            self._announce(u, status_now, count, bool(before), exclude_conn=conn)
         else:  # hidden before and after: only the user's own other connections learn it
             payload = encode(presence_frame(u.user_id, u.username, status, len(u.conns), u.verified))
             for other in u.conns:
                 if other is not conn:
                     self._about(u, Deliver(other, payload))
+
+    def _announce(self, u: User, status: str, count: int, visible_before: bool, *,
+                  exclude_user: bool = False, exclude_conn: Conn | None = None) -> None:
+        """Tell everyone about a presence change of local user *u*, after what *u* did before it."""
+        for e in self._presence_effects(u.user_id, u.username, status, count, u.verified, visible_before, u,
+                                        exclude_user, exclude_conn, u.backlog is not None):
+            self._about(u, e, presence=True)
+
+    def _presence_effects(self, user_id: str, username: str, status: str, count: int, verified: bool,
+                          visible_before: bool, own: User | None, exclude_user: bool, exclude_conn: Conn | None,
+                          later: bool) -> list[Effect | Change]:
+        """A user's presence change, for each kind of connection: ``presence:update`` (one per change, as
+        the protocol document has it) to the document-only ones; the same to the user's own workspace.v1
+        connections here (*own*), whose status follows it; and a :class:`Change` for this tick's
+        ``presence:batch`` to the other workspace.v1 connections. ``exclude_user``: none of the user's own
+        connections; ``exclude_conn``: not that one. ``later``: the effects wait in a backlog (so who is
+        connected now does not decide who gets them)."""
+        data = encode(presence_frame(user_id, username, status, count, verified)["data"])
+        payload = b'{"type":"presence:update","data":' + data + b"}"
+        effects: list[Effect | Change] = []
+        v1 = later or len(self.conns) > self.document_conns
+        if not v1 or self.document_conns or later:  # (with no workspace.v1 connection: to all, as before)
+            effects.append(Broadcast(payload, exclude_user=user_id if exclude_user else None, exclude_conn=exclude_conn,
+                                     lazy=True, document_only=True if v1 else None))
+        if own is not None and not exclude_user:
+            effects.extend(Post(c, payload) for c in self._room_conns(own) if c is not exclude_conn)
+        if v1:
+            effects.append(Change(user_id, data, visible_before, count > 0))
+        return effects
+
+    def _collect(self, change: Change) -> None:
+        """*change* goes into this tick's ``presence:batch``."""
+        self.batch.add(change, self.clock.monotonic(), self.rules.presence_tick)
+
+    def _flush_batch(self) -> None:
+        """The tick is over: its ``presence:batch``, encoded once, to every workspace.v1 connection."""
+        payload = self.batch.take(self.presence.ROSTER_CAP, self.presence.connected_users)
+        if payload is not None and len(self.conns) > self.document_conns:
+            self.out.append(Broadcast(payload, lazy=True, document_only=False if self.document_conns else None))
 
     # -- rooms -------------------------------------------------------------------
 
@@ -1023,12 +1079,18 @@ class ChatCore:
             users.pop(username, None)
         after = self.presence.refresh(username, user_id)
         if after != before:
-            self.out.append(Broadcast(encode(presence_frame(user_id, username, after[0], after[1],
-                                                            self.presence.verified(username))),
-                                      exclude_user=user_id if exclude_user else None, lazy=True))
+            local = self.presence.users.get(username)
+            for e in self._presence_effects(user_id, username, after[0], after[1], self.presence.verified(username),
+                                            before[1] > 0, local, exclude_user, None, False):
+                if type(e) is Change:
+                    self._collect(e)
+                else:
+                    self.out.append(e)
 
     def remote_typing(self, username: str, user_id: str, is_typing: bool, room: str = GENERAL) -> None:
         """Another node's user started or stopped typing."""
+        if user_id in self.batch:
+            self._flush_batch()  # their presence change before it goes first
         payload = encode(typing_frame(user_id, username, is_typing, room))
         if room == GENERAL:
             self.out.append(Broadcast(payload, exclude_user=user_id, lazy=True))
@@ -1196,11 +1258,15 @@ class ChatCore:
             wake = min(wake, self._next_keepalive)
         if self._typing:
             wake = min(wake, self._typing[0][0])
+        if self.batch.due is not None:
+            wake = min(wake, self.batch.due)
         return wake
 
     def tick(self) -> None:
         """Do what is due: expire typing, close idle connections, ping quiet ones, forget the old."""
         now = self.clock.monotonic()
+        if self.batch.due is not None and now >= self.batch.due:
+            self._flush_batch()
         typing = self._typing
         while typing and typing[0][0] <= now:
             _, name = heapq.heappop(typing)

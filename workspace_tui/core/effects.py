@@ -27,12 +27,15 @@ class Deliver(NamedTuple):
 class Broadcast(NamedTuple):
     """Send one frame to every attached connection except those of ``exclude_user`` (a user id)
     and ``exclude_conn``. ``lazy`` frames (presence, typing) may wait a few milliseconds to be
-    coalesced with others; no frame ever overtakes an earlier one."""
+    coalesced with others; no frame ever overtakes an earlier one. ``document_only``: ``True``,
+    only to the connections that offered no workspace.v1; ``False``, only to those that did
+    (presence goes to each kind in its own frames); ``None``, to all."""
 
     payload: bytes
     exclude_user: str | None = None
     exclude_conn: Conn | None = None
     lazy: bool = False
+    document_only: bool | None = None
 
 
 class Attach(NamedTuple):

@@ -10,6 +10,7 @@ number of connections on all nodes.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import NamedTuple
 
 from .encoding import encode
@@ -51,6 +52,7 @@ class Presence:
         self._head: bytes | None = None  # the capped roster (see roster_head)
         self._head_ids: frozenset[str] = frozenset()  # ... and whose entries it holds
         self._names: dict[str, str] = {}  # user_id -> username, of the visible users
+        self._by_name: list[str] | None = None  # their names, sorted (for room:members pages)
 
     # -- users here -------------------------------------------------------------
 
@@ -126,6 +128,8 @@ class Presence:
             if self._entries.get(user_id) == entry:
                 return status, count
             self._drop_head(user_id)
+            if self._names.get(user_id) != username:
+                self._by_name = None
             self._names[user_id] = username
             self._entries[user_id] = entry
             if user_id in self._base_ids:
@@ -136,6 +140,7 @@ class Presence:
         elif self._entries.pop(user_id, None) is not None:
             self._drop_head(user_id)
             self._names.pop(user_id, None)
+            self._by_name = None
             if user_id in self._base_ids:
                 self._base = None
             elif self._tail.pop(user_id, None) is not None:
@@ -175,8 +180,10 @@ class Presence:
     def visible_page(self, after: str, limit: int) -> tuple[list[tuple[str, str, str, bool]], str | None]:
         """Online users with names after *after*, by name: ``(username, user_id, status, verified)``,
         and the name to page on from (``None``: that was all). For ``room:members`` of general."""
-        names = sorted(u for u in self._names.values() if u > after)
-        page = names[:limit]
+        if self._by_name is None:  # sorted once per change of who is online, not once per page
+            self._by_name = sorted(self._names.values())
+        start = bisect_right(self._by_name, after)
+        page = self._by_name[start:start + limit]
         out = []
         for name in page:
             status, _ = self.aggregate(name)
@@ -184,7 +191,7 @@ class Presence:
             user_id = u.user_id if u is not None else next(
                 (r.user_id for users in self.remote.values() if (r := users.get(name)) is not None), "")
             out.append((name, user_id, status, self.verified(name)))
-        return out, (page[-1] if len(names) > limit else None)
+        return out, (page[-1] if len(self._by_name) > start + limit else None)
 
     def roster_parts(self) -> list[bytes]:
         """The entries of the ``users`` array, encoded and comma-separated (no brackets), as
@@ -199,3 +206,50 @@ class Presence:
         if self._tail_json is None:
             self._tail_json = b",".join(self._tail.values())
         return [self._base, b",", self._tail_json] if self._base else [self._tail_json]
+
+
+class Change(NamedTuple):
+    """One user's presence as it became at one moment (a ``presence:update``'s encoded ``data``),
+    kept for the tick's ``presence:batch``; it waits in the user's backlog like their other frames."""
+
+    user_id: str
+    data: bytes
+    visible_before: bool
+    visible_after: bool
+
+
+class TickBatch:
+    """The presence changes of one tick, for the connections that take ``presence:batch``
+    (workspace.v1): the latest state of each user who changed, one frame for all of them."""
+
+    def __init__(self) -> None:
+        self.due: float | None = None  # when the batch goes out; None: nothing collected
+        self._latest: dict[str, bytes] = {}  # user_id -> their latest data this tick
+        self._before: dict[str, bool] = {}  # user_id -> visible when the tick began
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def __contains__(self, user_id: str) -> bool:
+        return user_id in self._before
+
+    def add(self, change: Change, now: float, interval: float) -> None:
+        if self.due is None:
+            self.due = now + interval
+        was = self._before.setdefault(change.user_id, change.visible_before)
+        if not was and not change.visible_after:
+            self._latest.pop(change.user_id, None)  # came and went within the tick: nothing to say
+        else:
+            self._latest[change.user_id] = change.data
+
+    def take(self, cap: int, connected_users: int) -> bytes | None:
+        """The batch frame, encoded once (``None`` when nothing is left to say); over *cap* users
+        it lists none and says ``"complete":false``: the client pages the roster instead."""
+        entries = self._latest
+        self._latest, self._before, self.due = {}, {}, None
+        if not entries:
+            return None
+        count = b'"connectedUsers":' + str(connected_users).encode()
+        if len(entries) > cap:
+            return b'{"type":"presence:batch","data":{"users":[],"complete":false,' + count + b"}}"
+        return b'{"type":"presence:batch","data":{"users":[' + b",".join(entries.values()) + b"]," + count + b"}}"

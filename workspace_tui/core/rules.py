@@ -30,6 +30,9 @@ class Rules:
     max_connections_per_address: int = 256
     claims_per_hour: int = 30  # names claimed from one address per hour
     address_rate_limit: int = 600  # message:send per minute from one address, across all names
+    # workspace.v1 clients get a tick's presence changes as one presence:batch, this long after
+    # the first of them (document-only clients still get one presence:update per change).
+    presence_tick: float = 0.1
 
     @property
     def limits(self) -> Limits:

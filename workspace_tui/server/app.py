@@ -207,7 +207,8 @@ class Server:
                     kind = type(e)
                     if kind is Broadcast:
                         x = e.exclude_conn
-                        fanout.publish(e.payload, e.exclude_user, x.link if x is not None else None, e.lazy)
+                        fanout.publish(e.payload, e.exclude_user, x.link if x is not None else None, e.lazy,
+                                       e.document_only)
                     elif kind is Deliver:
                         fanout.send(e.conn.link, e.payload)
                     elif kind is Store:
@@ -215,7 +216,7 @@ class Server:
                     elif kind is Read:
                         self._read(e.conn, e.query)
                     elif kind is Attach:
-                        fanout.attach(e.conn.link, e.held)
+                        fanout.attach(e.conn.link, e.held, e.conn.session.document_only)
                     elif kind is Release:
                         fanout.release(e.conn.link)
                     elif kind is WhenDrained:

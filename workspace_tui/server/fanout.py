@@ -61,7 +61,10 @@ class Fanout:
     ) -> None:
         self.peers: set[Connection] = set()
         self._dirty: list[Connection] = []  # peers with something in .pending
-        self._log: list[tuple[bytes, str | None, Connection | None]] = []  # this iteration's broadcasts
+        # this iteration's broadcasts: (wire bytes, excluded user, excluded peer, document_only audience)
+        self._log: list[tuple[bytes, str | None, Connection | None, bool | None]] = []
+        self._document_peers: set[Connection] = set()  # attached peers that offered no workspace.v1
+        self._split = False  # the log holds a frame for one kind of peer only
         self._excluded_users: set[str] = set()
         self._excluded_peers: set[Connection] = set()
         self._scheduled = False
@@ -76,11 +79,13 @@ class Fanout:
 
     # -- membership ----------------------------------------------------------------
 
-    def attach(self, peer: Connection, held: bool) -> None:
+    def attach(self, peer: Connection, held: bool, document_only: bool = False) -> None:
         peer.mark = len(self._log)  # broadcasts from now on
         if held:
             peer.held = []
         self.peers.add(peer)
+        if document_only:
+            self._document_peers.add(peer)
 
     def release(self, peer: Connection) -> None:
         """What was held back for *peer* goes out now, after what it was sent directly."""
@@ -94,6 +99,7 @@ class Fanout:
 
     def detach(self, peer: Connection) -> None:
         self.peers.discard(peer)
+        self._document_peers.discard(peer)
         peer.mark = -1
         peer.held = None
 
@@ -127,7 +133,8 @@ class Fanout:
         if peer.closing:
             return
         uid = peer.user_id
-        items = [d for d, xu, xp in log[start:] if xp is not peer and xu != uid]
+        doc = peer in self._document_peers
+        items = [d for d, xu, xp, a in log[start:] if xp is not peer and xu != uid and (a is None or a is doc)]
         if items:
             self._queue(peer, items)
 
@@ -165,17 +172,25 @@ class Fanout:
         self._queue(peer, [self._wire(payload)])
         self._schedule()
 
-    def publish(self, payload: bytes, exclude_user: str | None, exclude_peer: Connection | None, lazy: bool) -> None:
+    def publish(self, payload: bytes, exclude_user: str | None, exclude_peer: Connection | None, lazy: bool,
+                document_only: bool | None = None) -> None:
         """Deliver *payload* to every attached connection except those of ``exclude_user`` (a user
-        id) and ``exclude_peer``."""
+        id) and ``exclude_peer``; with ``document_only`` set, only to the peers that offered no
+        workspace.v1 (``True``) or only to those that did (``False``)."""
         if not self.peers:
             return
-        self._log.append((self._wire(payload), exclude_user, exclude_peer))
+        self._log.append((self._wire(payload), exclude_user, exclude_peer, document_only))
         if exclude_user is not None:
             self._excluded_users.add(exclude_user)
         if exclude_peer is not None:
             self._excluded_peers.add(exclude_peer)
-        self.deliveries += len(self.peers) - (exclude_user is not None or exclude_peer is not None)
+        if document_only is None:
+            reach = len(self.peers)
+        else:
+            self._split = True
+            docs = len(self._document_peers)
+            reach = docs if document_only else len(self.peers) - docs
+        self.deliveries += reach - (exclude_user is not None or exclude_peer is not None)
         if lazy:
             if self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(self.lazy_delay, self._flush_lazy)
@@ -217,10 +232,13 @@ class Fanout:
         xu, self._excluded_users = self._excluded_users, set()
         xp, self._excluded_peers = self._excluded_peers, set()
         fast_for_all = not xu and not xp
-        if self.raw:
-            everything = [log[0][0] if len(log) == 1 else b"".join(e[0] for e in log)]
+        split, self._split = self._split, False
+        docs = self._document_peers
+        if split:  # what each kind of peer gets, joined once per kind
+            for_docs = self._joined([e[0] for e in log if e[3] is not False])
+            for_v1 = self._joined([e[0] for e in log if e[3] is not True])
         else:
-            everything = [e[0] for e in log]
+            everything = self._joined([e[0] for e in log])
         dirty = self._dirty
         for peer in self.peers:
             mark = peer.mark
@@ -228,10 +246,13 @@ class Fanout:
             if peer.closing:
                 continue
             if mark == 0 and (fast_for_all or (peer not in xp and peer.user_id not in xu)):
-                items = everything
+                items = (for_docs if peer in docs else for_v1) if split else everything
+                if not items:
+                    continue
             else:
                 uid = peer.user_id
-                items = [d for d, u, p in log[mark:] if p is not peer and u != uid]
+                doc = peer in docs
+                items = [d for d, u, p, a in log[mark:] if p is not peer and u != uid and (a is None or a is doc)]
                 if not items:
                     continue
             if peer.held is not None:
@@ -241,6 +262,12 @@ class Fanout:
             if not pending:
                 dirty.append(peer)
             pending.extend(items)
+
+    def _joined(self, chunks: list[bytes]) -> list[bytes]:
+        """Broadcast chunks as queued for a peer: one bytes object when framed here."""
+        if not self.raw or len(chunks) < 2:
+            return chunks
+        return [b"".join(chunks)]
 
     def _write_dirty(self) -> None:
         dirty, self._dirty = self._dirty, []

@@ -42,6 +42,7 @@ from workspace_tui.client.events import (
     RoomMembersListed,
     RoomsListed,
     RoomUpdated,
+    RosterRefreshed,
     SendPaced,
     StateChanged,
     TypingChanged,
@@ -81,6 +82,8 @@ def message_for(event: ClientEvent) -> m.Message | None:
         return m.TypingUpdated(event.user_id, event.username, event.is_typing)
     if isinstance(event, PresenceChanged):
         return m.PresenceUpdated(event.user_id, event.username, event.status, event.connections, is_verified(event))
+    if isinstance(event, RosterRefreshed):
+        return m.RosterReloaded(event.users)
     if isinstance(event, StateChanged):
         return m.ConnectionChanged(
             event.state,
@@ -344,6 +347,8 @@ class ChatApp(App[None]):
             # A new key goes with the invite; the one on disk is replaced only when the server took it.
             self._unsaved_key = new_key()
             self.client = self.client_factory(self.url, username, self.token, key=self._unsaved_key, invite=invite)
+        if hasattr(self.client, "follow_roster"):
+            self.client.follow_roster = True  # the roster is on screen: re-read it after a presence storm
         await self.client.start()
         self._pump_events(self.client)
 
@@ -879,6 +884,15 @@ class ChatApp(App[None]):
         self.roster.update_user(message.user_id, message.username, status, message.connections, message.verified)
         if message.status == "offline" and message.connections == 0:
             self.typing_line.clear_user(message.user_id)
+
+    def on_roster_reloaded(self, message: m.RosterReloaded) -> None:
+        if self.user_id is None:
+            return
+        known = self.roster.by_room.get(GENERAL, {}).get(self.user_id)
+        self.roster.reset(self.user_id, message.users)
+        # our own entry shows what we chose (as after a join)
+        name = known.username if known is not None else self.username or ""
+        self.roster.update_user(self.user_id, name, self.status, verified=known.verified if known is not None else None)
 
     def on_typing_updated(self, message: m.TypingUpdated) -> None:
         if message.user_id != self.user_id and self.current_room == GENERAL:

@@ -48,6 +48,13 @@ class ChatJoined(Message):
 
 
 @dataclass
+class RosterReloaded(Message):
+    """General's roster, read afresh after presence too big to batch (replaces the one from ChatJoined)."""
+
+    users: tuple[RosterEntry, ...]
+
+
+@dataclass
 class HistoryLoaded(Message):
     """A page of stored messages arrived, oldest first (``reason``: join, resume or page)."""
 
