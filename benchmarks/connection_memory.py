@@ -9,8 +9,10 @@ and one taken with them all open it reports, per connection:
 * Python objects the garbage collector tracks, by type (count and
   ``sys.getsizeof`` bytes, a ``__dict__`` counted separately as ``dict``);
 * bytes allocated (``tracemalloc``), by the line of our code, websockets or
-  asyncio that allocated them (the innermost frame in those packages);
-* the server's RSS growth, for comparison (it includes the allocators' overhead).
+  asyncio that allocated them (the innermost frame in those packages).
+
+The RSS per connection is ``connections_bench.py``'s figure: here it would
+count tracemalloc's own records too.
 
     python benchmarks/connection_memory.py                  # 2,000 connections, asyncio loop
     python benchmarks/connection_memory.py --loop uvloop --connections 5000
@@ -35,7 +37,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connections_bench import loop_factory, raise_fd_limit, worker_main  # noqa: E402
-from server_bench import rss_bytes  # noqa: E402
 
 from workspace_tui.server import ServerConfig, start_server  # noqa: E402
 
@@ -162,10 +163,10 @@ async def probe(n: int, warm: int) -> dict:
     await settle()
     tracemalloc.start(12)
     await settle()
-    types0, snap0, rss0, conns0 = census(), tracemalloc.take_snapshot(), rss_bytes_self(), len(server.connections)
+    types0, snap0, conns0 = census(), tracemalloc.take_snapshot(), len(server.connections)
     pipe, proc = await clients(0, n)
     await settle()
-    types1, snap1, rss1 = census(), tracemalloc.take_snapshot(), rss_bytes_self()
+    types1, snap1 = census(), tracemalloc.take_snapshot()
     held = len(server.connections) - conns0
     some = [c for c in server.connections if c.conn is not None and c.conn.session.username.startswith("h1")][:2]
     one = anatomy(server, some[0], some[1])
@@ -191,7 +192,6 @@ async def probe(n: int, warm: int) -> dict:
     return {
         "connections": held,
         "traced_bytes_per_connection": round(traced / per),
-        "rss_bytes_per_connection": round((rss1 - rss0) / per),
         "objects_per_connection": {
             k: {"count": round(types1[k + " #"] / per, 2), "bytes": round(types1[k] / per)}
             for k in kinds if types1[k + " #"] / per >= 0.5
@@ -204,12 +204,6 @@ async def probe(n: int, warm: int) -> dict:
             k: round(v / per) for k, v in files.most_common() if abs(v) / per >= 16
         },
     }
-
-
-def rss_bytes_self() -> int:
-    import os
-
-    return rss_bytes(os.getpid())
 
 
 def main() -> int:
@@ -227,8 +221,8 @@ def main() -> int:
     with asyncio.Runner(loop_factory=loop_factory(a.loop)) as runner:
         out = runner.run(probe(a.connections, a.warm))
     out = {"loop": a.loop, "free_request": a.free_request, **out}
-    print(f"loop {a.loop}{', request freed' if a.free_request else ''}, {out['connections']} connections: {out['traced_bytes_per_connection']} B traced, "
-          f"{out['rss_bytes_per_connection']} B RSS per connection")
+    print(f"loop {a.loop}{', request freed' if a.free_request else ''}, {out['connections']} connections: {out['traced_bytes_per_connection']} B traced "
+          "per connection")
     print("\nobjects per connection (gc-tracked; getsizeof):")
     for k, v in out["objects_per_connection"].items():
         print(f"  {v['count']:6} x {k:40} {v['bytes']:6} B")

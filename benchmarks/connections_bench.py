@@ -375,14 +375,15 @@ def measure(args: argparse.Namespace, server_loop: str, tmp: Path) -> dict:
     procs: list[multiprocessing.Process] = []
     try:
         time.sleep(0.5)  # the store's files opened, the server idle
-        server_limit = fd_limit_of(pid) - fds_open(pid) - SERVER_FD_MARGIN
+        server_fds = fd_limit_of(pid)
+        server_limit = server_fds - fds_open(pid) - SERVER_FD_MARGIN
         worker_limit = raise_fd_limit()[0] - WORKER_FD_MARGIN
         layout = plan(args.connections, server_limit, worker_limit, args.workers, args.source_addresses)
         n, workers, sources = layout["connections"], layout["workers"], layout["source_addresses"]
         capped = n < args.connections
         if capped:
             print(f"!! CAPPED: the server can hold {server_limit} connections within its open-files limit "
-                  f"({fd_limit_of(pid)}, the hard limit here); asked for {args.connections}, running {n}.\n"
+                  f"({server_fds}, the hard limit here); asked for {args.connections}, running {n}.\n"
                   f"!! Raise the hard limit (ulimit -Hn, as root or with CAP_SYS_RESOURCE) for more.",
                   file=sys.stderr, flush=True)
         ctx = multiprocessing.get_context("spawn")
@@ -438,7 +439,7 @@ def measure(args: argparse.Namespace, server_loop: str, tmp: Path) -> dict:
         "connections_requested": args.connections,
         "connections": n,
         "capped": capped,
-        "server_fd_limit": fd_limit_of(os.getpid()),
+        "server_fd_limit": server_fds,
         "client_workers": workers,
         "source_addresses": len(sources),
         "opened": opened,
