@@ -7,7 +7,7 @@ import sqlite3
 import time
 from typing import Any
 
-from workspace_tui.core.rooms import RoomInfo, general_info
+from workspace_tui.core.rooms import RoomInfo
 from workspace_tui.protocol import (
     ERR_NOT_ALLOWED,
     GENERAL,
@@ -75,7 +75,19 @@ def rooms_of(db: sqlite3.Connection, key: str, username: str, general_only: bool
         "SELECT r.id, r.kind, r.topic FROM members m JOIN rooms r ON r.id = m.room "
         "WHERE m.name_key = ? ORDER BY r.id LIMIT ?", (key, MAX_ROOMS_LISTED)).fetchall()
     general = state(db, key, username, GENERAL, "public", "")
-    return [general._replace(members=general_info().members), *(state(db, key, username, *r) for r in rows)]
+    return [_shared(general), *(state(db, key, username, *r) for r in rows)]
+
+
+_last_general: list[RoomInfo] = []
+
+
+def _shared(info: RoomInfo) -> RoomInfo:
+    """The same RoomInfo object for every user whose general looks alike (every newcomer's does):
+    one per user held for as long as they are connected was ~200 bytes each."""
+    if _last_general and _last_general[0] == info:
+        return _last_general[0]
+    _last_general[:] = [info]
+    return info
 
 
 def store_dms(db: sqlite3.Connection, messages: list[ChatMessage]) -> None:

@@ -369,6 +369,7 @@ class ChatCore:
             u.verified = True
         for info in session.rooms or ():
             self._add_room(u, info)
+        session.rooms = None  # the user's record holds them now
         general_read = u.last_read.get(GENERAL)
         if session.document_only and session.since is None and general_read and not conn.quiet:
             # It cannot read a history frame: what it missed since it stopped comes as message:new.

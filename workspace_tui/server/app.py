@@ -474,6 +474,10 @@ class Server:
         if peer.timer is not None:
             peer.timer.cancel()
             peer.timer = None
+        # websockets' parser keeps the request it parsed for as long as the connection lasts
+        # (a local of its generator): empty it, about 2 KB per connection that nothing reads again.
+        request.headers.clear()
+        request.path = ""
         conn = Conn(session, peer)
         peer.conn = conn
         peer.session = None
