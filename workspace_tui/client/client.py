@@ -877,7 +877,7 @@ class ChatClient:
         if own and cmid and cmid in self._ledger:
             entry = self._ledger.acknowledged(cmid)
             if self._store is not None:
-                self._store.remove(cmid)
+                self._store.remove_acknowledged(cmid)
             if entry is not None:
                 self._emit(MessageAcknowledged(cmid, message))
                 self._gate.acknowledged()
