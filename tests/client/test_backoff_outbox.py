@@ -130,3 +130,16 @@ def test_an_entry_survives_a_process_that_never_closed_the_outbox(tmp_path):
     proc.join(30)
     assert proc.exitcode == 0
     assert [e.client_msg_id for e, _ in Outbox(path).entries()] == ["kept"]
+
+
+def test_an_exiting_process_leaves_the_log_for_the_next_one(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    box = Outbox(path)
+    box.add(OutboxEntry("queued", "x", "2026-01-01T00:00:00.000Z"))
+    box.add(OutboxEntry("acked", "y", "2026-01-01T00:00:00.000Z"))
+    box.remove_acknowledged("acked")
+    box.close(checkpoint=False)  # no checkpoint: the log is still there, and still read
+    assert (tmp_path / "state.sqlite3-wal").stat().st_size > 0
+    again = Outbox(path)
+    assert [e.client_msg_id for e, _ in again.entries()] == ["queued"]
+    again.close()

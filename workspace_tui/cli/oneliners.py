@@ -332,7 +332,7 @@ async def _send(
         for cmid in ours:  # what we report as not delivered must not go out later by surprise
             if cmid in failed or (cmid in pending_ours and not keep and cmid not in in_doubt):
                 await client.discard(cmid)
-        await client.close()
+        await client.close(exiting=True)  # then the process ends: see cli.one_shot
 
     if as_json:
         import json
@@ -564,7 +564,7 @@ async def _tail(
                     + (f" in {room_label(where, user)}" if every_room else ""),
                 )
     finally:
-        await client.close()
+        await client.close(exiting=True)  # then the process ends: see cli.one_shot
 
 
 _HISTORY_ROOMS_MAX = 100  # tail --all --last N: rooms whose last messages are asked for
@@ -699,7 +699,7 @@ async def _who(url: str, user: str, token: str | None, as_json: bool, timeout: f
                     _err(f"workspace who: {event.reason}")
                     return EXIT_REJECTED if event.status_code else EXIT_UNREACHABLE
     finally:
-        await client.close()
+        await client.close(exiting=True)  # then the process ends: see cli.one_shot
 
     out = _Printer(as_json)
     for u in users:

@@ -35,6 +35,7 @@ COMMIT;
 """  # one transaction: a new file costs one commit (and its fsync), not one per table
 
 LAST_MESSAGE_ID = "last_message_id"
+_LEFT_OPEN: list[sqlite3.Connection] = []  # see Outbox.close
 
 
 def _with_retry(step, attempts: int = 100, pause: float = 0.05):
@@ -70,8 +71,15 @@ class Outbox:
         if "room" not in columns:  # a file from before rooms: its messages all go to general
             self._db.execute("ALTER TABLE outbox ADD COLUMN room TEXT")
 
-    def close(self) -> None:
-        self._db.close()
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Close the file. ``checkpoint=False`` is for a process that exits right after: the
+        connection is left open, so SQLite neither folds the log into the file (two fsyncs) nor
+        deletes it (which the next start would make again, with another). Everything committed
+        is in the log and as safe as after a crash, which the log is made for."""
+        if checkpoint:
+            self._db.close()
+        else:
+            _LEFT_OPEN.append(self._db)  # referenced: never closed before the process ends
 
     # -- outbox ---------------------------------------------------------------
 
