@@ -48,6 +48,11 @@ SHORT_HELP = {
 }
 
 
+def _import_command(name: str) -> click.Command:
+    module, attr = COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use."""
 
@@ -55,11 +60,9 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
-        module, attr = target.split(":")
-        command = getattr(importlib.import_module(module), attr)
+        command = _import_command(cmd_name)
         if cmd_name not in ONE_SHOT:
             imports_done()
         return command
@@ -109,9 +112,7 @@ def _check_config(ctx: click.Context, config: dict) -> None:
     from workspace_tui.config import unknown_keys
     from workspace_tui.paths import config_file
 
-    group = ctx.command
-    assert isinstance(group, click.Group)
-    commands = {name: group.get_command(ctx, name) for name in COMMANDS}
+    commands = {name: _import_command(name) for name in COMMANDS}  # the collector stays as it is
     options = {name: {p.name for p in cmd.params if p.name and isinstance(p, click.Option)}
                for name, cmd in commands.items() if cmd is not None}
     where = config_file()
