@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS state (
     value TEXT NOT NULL
 );
 COMMIT;
-"""  # one transaction: a new file costs one commit (and its fsync), not one per table
+"""  # one transaction: a new file costs one commit, not one per table (and no fsync: see __init__)
 
 LAST_MESSAGE_ID = "last_message_id"
 _LEFT_OPEN: list[sqlite3.Connection] = []  # see Outbox.close
@@ -63,7 +63,7 @@ class Outbox:
         self._db.execute("PRAGMA busy_timeout = 30000")
         _with_retry(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
         # The schema needs no sync of its own: a crash loses at most the empty tables, made again
-        # next time, and the first add() syncs the log that holds them too (one fsync, not two).
+        # next time, and the first add() syncs the log that holds them too.
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.execute("PRAGMA synchronous = FULL")
