@@ -41,11 +41,12 @@ ALLOWED = {
     "protocol": {"text_rules"},
     "text_rules": set(),
     "paths": set(),
+    "lazy_imports": set(),
     "config": {"paths"},
     "core": {"protocol", "core"},
     "backends": {"protocol", "core", "backends"},
     "server": {"protocol", "paths", "core", "backends", "server"},
-    "client": {"protocol", "text_rules", "paths", "client"},
+    "client": {"protocol", "text_rules", "paths", "lazy_imports", "client"},
     "tui": {"protocol", "text_rules", "paths", "config", "client", "tui"},
 }
 

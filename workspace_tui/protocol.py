@@ -19,6 +19,7 @@ import json
 import re
 import time
 from datetime import datetime
+from functools import cache
 from typing import Any, Final, Literal, NamedTuple, Self, Union
 
 from workspace_tui.text_rules import drop_invisible, is_blank
@@ -86,7 +87,7 @@ KEY_PREFIX: Final = "key."  # key.<KEY>: the secret that proves a name
 INVITE_PREFIX: Final = "invite."  # invite.<CODE>: a one-time invite, redeemed with a key
 REFUSAL_HEADER: Final = "Workspace-Refusal"  # the machine-readable reason of a refused handshake
 AUTH_MODES: Final = ("claim", "invite", "open")
-_SECRET_RE: Final = re.compile(r"[A-Za-z0-9_\-]{32,128}")
+_SECRET_RE: Final = r"[A-Za-z0-9_\-]{32,128}"
 
 # Refusal codes, in the REFUSAL_HEADER of a refused handshake.
 REFUSED_KEY_REQUIRED: Final = "key_required"
@@ -106,7 +107,7 @@ def offered_secrets(protocols: list[str]) -> tuple[str | None, str | None, str |
         for prefix in (KEY_PREFIX, INVITE_PREFIX):
             if p.startswith(prefix):
                 value = p[len(prefix):]
-                if not _SECRET_RE.fullmatch(value):
+                if not _compiled(_SECRET_RE).fullmatch(value):
                     return None, None, f"{prefix}... must be 32 to 128 characters of A-Z a-z 0-9 _ -"
                 if prefix == KEY_PREFIX:
                     key = value
@@ -148,16 +149,21 @@ def validate_username(name: str | None) -> str | None:
 # ESC-introduced sequences: CSI (ESC [ ... final), OSC/DCS/SOS/PM/APC strings up
 # to BEL or ST, and two-character escapes. The 8-bit C1 introducers (0x9b CSI,
 # 0x9d OSC, 0x90 DCS ...) are matched too, before the C1 sweep below.
-_ESCAPES: Final = re.compile(
+_ESCAPES: Final = (
     r"""
     (?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?          # CSI
     | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?  # OSC DCS SOS PM APC
     | \x1b[\x20-\x2f]*[\x30-\x7e]?                                 # other escapes
-    """,
-    re.VERBOSE,
+    """
 )
 # C0 controls except TAB and LF, DEL, C1 controls, bidi embeddings/overrides/isolates.
-_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS: Final = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+
+
+@cache
+def _compiled(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """*pattern* compiled on first use: a one-liner that never needs it does not pay for it."""
+    return re.compile(pattern, flags)
 
 
 def sanitize_text(text: str) -> str:
@@ -173,8 +179,8 @@ def sanitize_text(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text  # the common case: nothing to clean
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _ESCAPES.sub("", text)
-    text = _CONTROLS.sub("", text)
+    text = _compiled(_ESCAPES, re.VERBOSE).sub("", text)
+    text = _compiled(_CONTROLS).sub("", text)
     if any("\ud800" <= ch <= "\udfff" for ch in text):
         text = "".join(ch for ch in text if not "\ud800" <= ch <= "\udfff")
     return drop_invisible(text)
@@ -199,11 +205,11 @@ def make_message_id(ms: int, seq: int) -> str:
 
 def message_id_key(message_id: str) -> tuple[int, int] | None:
     """``(ms, seq)`` of a message id made by :func:`make_message_id`, else ``None``."""
-    m = _MSG_ID_RE.fullmatch(message_id)
+    m = _compiled(_MSG_ID_RE, re.ASCII).fullmatch(message_id)
     return (int(m[1]), int(m[2])) if m else None
 
 
-_MSG_ID_RE: Final = re.compile(r"msg_(\d{13})_(\d{6})", re.ASCII)
+_MSG_ID_RE: Final = r"msg_(\d{13})_(\d{6})"
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted and its text: a burst shares one strftime

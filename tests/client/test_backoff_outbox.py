@@ -93,3 +93,53 @@ def test_client_msg_ids_are_uuid4_hex():
     for i in list(ids)[:50]:
         u = uuid.UUID(hex=i)
         assert u.version == 4 and u.hex == i and len(i) == 32
+
+
+def _synchronous(box: Outbox) -> int:
+    return box._db.execute("PRAGMA synchronous").fetchone()[0]
+
+
+def test_adds_are_synced_and_acknowledged_removals_need_not_be(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    box = Outbox(path)  # a new file: its schema is made without a sync of its own
+    assert _synchronous(box) == 2  # FULL: add() is on disk when it returns
+    for i in range(3):
+        box.add(OutboxEntry(f"c{i}", f"text {i}", "2026-01-01T00:00:00.000Z"))
+    box.remove_acknowledged("c0")
+    assert _synchronous(box) == 2  # back to FULL for whatever comes next
+    box.close()
+    assert [e.client_msg_id for e, _ in Outbox(path).entries()] == ["c1", "c2"]
+
+
+def _add_then_die(path: str) -> None:
+    import os
+
+    box = Outbox(path)
+    box.add(OutboxEntry("kept", "x", "2026-01-01T00:00:00.000Z"))
+    box.remove_acknowledged("gone")
+    os._exit(0)  # no close: as a one-liner's quick exit, or a crash, leaves it
+
+
+def test_an_entry_survives_a_process_that_never_closed_the_outbox(tmp_path):
+    path = str(tmp_path / "state.sqlite3")
+    box = Outbox(path)
+    box.add(OutboxEntry("gone", "x", "2026-01-01T00:00:00.000Z"))
+    box.close()
+    proc = multiprocessing.get_context("spawn").Process(target=_add_then_die, args=(path,))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert [e.client_msg_id for e, _ in Outbox(path).entries()] == ["kept"]
+
+
+def test_an_exiting_process_leaves_the_log_for_the_next_one(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    box = Outbox(path)
+    box.add(OutboxEntry("queued", "x", "2026-01-01T00:00:00.000Z"))
+    box.add(OutboxEntry("acked", "y", "2026-01-01T00:00:00.000Z"))
+    box.remove_acknowledged("acked")
+    box.close(checkpoint=False)  # no checkpoint: the log is still there, and still read
+    assert (tmp_path / "state.sqlite3-wal").stat().st_size > 0
+    again = Outbox(path)
+    assert [e.client_msg_id for e, _ in again.entries()] == ["queued"]
+    again.close()

@@ -10,9 +10,18 @@ import gc
 import importlib
 import sys
 
-import click
+from workspace_tui.lazy_imports import defer_unused
 
-from workspace_tui import __version__
+defer_unused()  # before anything imports them: see lazy_imports
+
+import click  # noqa: E402
+
+from workspace_tui import __version__  # noqa: E402
+
+# The commands that pay for their imports inside their callbacks and call one_shot() once they
+# have: until then the garbage collector stays off (see run). Every other command turns it back
+# on as soon as it is looked up.
+ONE_SHOT = frozenset({"send", "tail", "who"})
 
 # command name -> "module:attribute"
 COMMANDS = {
@@ -39,6 +48,11 @@ SHORT_HELP = {
 }
 
 
+def _import_command(name: str) -> click.Command:
+    module, attr = COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use."""
 
@@ -46,11 +60,12 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        command = _import_command(cmd_name)
+        if cmd_name not in ONE_SHOT:
+            imports_done()
+        return command
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_help_text(ctx, formatter)
@@ -97,9 +112,7 @@ def _check_config(ctx: click.Context, config: dict) -> None:
     from workspace_tui.config import unknown_keys
     from workspace_tui.paths import config_file
 
-    group = ctx.command
-    assert isinstance(group, click.Group)
-    commands = {name: group.get_command(ctx, name) for name in COMMANDS}
+    commands = {name: _import_command(name) for name in COMMANDS}  # the collector stays as it is
     options = {name: {p.name for p in cmd.params if p.name and isinstance(p, click.Option)}
                for name, cmd in commands.items() if cmd is not None}
     where = config_file()
@@ -121,10 +134,56 @@ def _check_config(ctx: click.Context, config: dict) -> None:
         raise click.UsageError(f"in the config file {where}:\n  " + "\n  ".join(unique))
 
 
+_one_shot = False  # set by one_shot(): this process may end without tearing the interpreter down
+
+
+def imports_done() -> None:
+    """Turn the garbage collector back on (see :func:`run`); what the imports made stays out of
+    its way for good."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def one_shot() -> None:
+    """For ``send``, ``tail`` and ``who`` once imported: the collector back on, and a quick exit.
+
+    Their last act is a clean close (the connection, then the outbox), so once they return
+    nothing is left for the interpreter's own shutdown to do but free every module and object,
+    ~5 ms of a one-liner's life. :func:`run` skips it.
+    """
+    global _one_shot
+    _one_shot = True
+    imports_done()
+
+
+def _exit_now(code: object) -> None:
+    """End the process as ``sys.exit(code)`` would, without the interpreter's shutdown."""
+    import os
+
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that left (`| head`), or a closed stream
+            pass
+    os._exit(code or 0)
+
+
 def run() -> None:
     """The console script: :func:`main`, then a quick exit."""
+    # Importing makes tens of thousands of objects that live as long as the process, and the
+    # collector would walk them all again and again while a one-liner starts (~7 ms of ~100).
+    # It is off until the command has imported what it needs; imports_done() turns it on.
+    gc.disable()
     try:
         main()
+    except SystemExit as exc:
+        if _one_shot:
+            _exit_now(exc.code)
+        raise
     finally:
         # At exit Python collects every object the process ever made: about 15 ms, a seventh
         # of a one-liner's life. Nothing left needs collecting, so freeze them all instead.

@@ -80,6 +80,19 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _load_client() -> Any:
+    """Import asyncio and the client (the bulk of a one-liner's start-up), then let the garbage
+    collector run again and the process end quickly (``workspace_tui.cli.one_shot``); returns asyncio."""
+    import asyncio
+    import importlib
+
+    from workspace_tui.cli import one_shot
+
+    importlib.import_module("workspace_tui.client")
+    one_shot()
+    return asyncio
+
+
 # -- send ---------------------------------------------------------------------
 
 
@@ -165,8 +178,7 @@ def send(
             _err("workspace send: rejected: nothing to send (stdin was empty)")
             sys.exit(EXIT_REJECTED)
 
-    import asyncio
-
+    asyncio = _load_client()
     try:
         code = asyncio.run(_send(url, user, token, messages, as_json, timeout, queue, target))
     except KeyboardInterrupt:
@@ -320,7 +332,7 @@ async def _send(
         for cmid in ours:  # what we report as not delivered must not go out later by surprise
             if cmid in failed or (cmid in pending_ours and not keep and cmid not in in_doubt):
                 await client.discard(cmid)
-        await client.close()
+        await client.close(exiting=True)  # then the process ends: see cli.one_shot
 
     if as_json:
         import json
@@ -416,8 +428,7 @@ def tail(
     if every_room and room is not None:
         raise click.UsageError("--room and --all do not go together")
     target = _room_id(room, (), user)
-    import asyncio
-
+    asyncio = _load_client()
     try:
         code = asyncio.run(_tail(url, user, token, as_json, with_events, last, count, timeout, target, every_room))
     except KeyboardInterrupt:
@@ -553,7 +564,7 @@ async def _tail(
                     + (f" in {room_label(where, user)}" if every_room else ""),
                 )
     finally:
-        await client.close()
+        await client.close(exiting=True)  # then the process ends: see cli.one_shot
 
 
 _HISTORY_ROOMS_MAX = 100  # tail --all --last N: rooms whose last messages are asked for
@@ -648,8 +659,7 @@ def who(url: str, username: str | None, token: str | None, room: str | None, as_
     """
     user = resolve_username(username)
     target = _room_id(room, (), user)
-    import asyncio
-
+    asyncio = _load_client()
     try:
         if target is not None:
             code = asyncio.run(_who_in_room(url, user, token, target, as_json, timeout))
@@ -689,7 +699,7 @@ async def _who(url: str, user: str, token: str | None, as_json: bool, timeout: f
                     _err(f"workspace who: {event.reason}")
                     return EXIT_REJECTED if event.status_code else EXIT_UNREACHABLE
     finally:
-        await client.close()
+        await client.close(exiting=True)  # then the process ends: see cli.one_shot
 
     out = _Printer(as_json)
     for u in users:

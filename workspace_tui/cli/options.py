@@ -4,7 +4,6 @@ token handling ``serve`` shares with them."""
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import sys
 from collections.abc import Callable
@@ -19,6 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def default_username() -> str | None:
     """The login name, when it is a valid username."""
+    import getpass  # here: only when no name was given (it imports termios and pwd)
+
     try:
         name = getpass.getuser()
     except Exception:  # no login name on this system (containers)

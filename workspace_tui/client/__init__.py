@@ -21,10 +21,9 @@ rate limit is. ``reconnect_now()`` cuts a wait between attempts short.
 
 from __future__ import annotations
 
-from workspace_tui.client._lazy import DEFERRED, defer_import
+from workspace_tui.lazy_imports import defer_unused
 
-for _name in DEFERRED:  # before websockets is imported: see _lazy
-    defer_import(_name)
+defer_unused()  # before websockets is imported: see lazy_imports
 
 from workspace_tui.client.client import ERR_TOO_LARGE, ChatClient
 from workspace_tui.client.events import (

@@ -412,8 +412,12 @@ class ChatClient:
         if self._read_task is None or self._read_task.done():
             self._read_task = asyncio.get_running_loop().create_task(self._send_read())
 
-    async def close(self) -> None:
-        """Close the connection cleanly; the outbox stays on disk for next time."""
+    async def close(self, *, exiting: bool = False) -> None:
+        """Close the connection cleanly; the outbox stays on disk for next time.
+
+        ``exiting``: the process ends right after (a one-liner), so the outbox's log is left as
+        it is for the next start instead of being folded into its file (see ``Outbox.close``).
+        """
         if self._closing:
             await self._closed.wait()
             return
@@ -439,7 +443,7 @@ class ChatClient:
         if self.state is not ConnectionState.STOPPED or self.stop_reason is None:
             self._set_state(ConnectionState.STOPPED, reason="closed")
         if self._store is not None:
-            self._store.close()
+            self._store.close(checkpoint=not exiting)
             self._store = None
         self._events.put_nowait(_END)
         self._closed.set()
@@ -945,7 +949,7 @@ class ChatClient:
         if own and cmid and cmid in self._ledger:
             entry = self._ledger.acknowledged(cmid)
             if self._store is not None:
-                self._store.remove(cmid)
+                self._store.remove_acknowledged(cmid)
             if entry is not None:
                 self._emit(MessageAcknowledged(cmid, message))
                 self._gate.acknowledged()

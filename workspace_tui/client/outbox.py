@@ -32,9 +32,10 @@ CREATE TABLE IF NOT EXISTS state (
     value TEXT NOT NULL
 );
 COMMIT;
-"""  # one transaction: a new file costs one commit (and its fsync), not one per table
+"""  # one transaction: a new file costs one commit, not one per table (and no fsync: see __init__)
 
 LAST_MESSAGE_ID = "last_message_id"
+_LEFT_OPEN: list[sqlite3.Connection] = []  # see Outbox.close
 
 
 def _with_retry(step, attempts: int = 100, pause: float = 0.05):
@@ -61,14 +62,24 @@ class Outbox:
         self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 30000")
         _with_retry(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
-        self._db.execute("PRAGMA synchronous = FULL")
+        # The schema needs no sync of its own: a crash loses at most the empty tables, made again
+        # next time, and the first add() syncs the log that holds them too.
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA synchronous = FULL")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
         if "room" not in columns:  # a file from before rooms: its messages all go to general
             self._db.execute("ALTER TABLE outbox ADD COLUMN room TEXT")
 
-    def close(self) -> None:
-        self._db.close()
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Close the file. ``checkpoint=False`` is for a process that exits right after: the
+        connection is left open, so SQLite neither folds the log into the file (two fsyncs) nor
+        deletes it (which the next start would make again, with another). Everything committed
+        is in the log and as safe as after a crash, which the log is made for."""
+        if checkpoint:
+            self._db.close()
+        else:
+            _LEFT_OPEN.append(self._db)  # referenced: never closed before the process ends
 
     # -- outbox ---------------------------------------------------------------
 
@@ -84,6 +95,16 @@ class Outbox:
         """Forget an entry (acknowledged or discarded); ``False`` when it was not there."""
         cur = self._db.execute("DELETE FROM outbox WHERE client_msg_id = ?", (client_msg_id,))
         return cur.rowcount > 0
+
+    def remove_acknowledged(self, client_msg_id: str) -> None:
+        """Forget an entry the server has stored, without waiting for the disk: should a crash
+        undo this, the entry goes out again and the server answers with its stored copy (the
+        clientMsgId dedupe), so nothing is sent twice. Made durable by the next add() or close()."""
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self.remove(client_msg_id)
+        finally:
+            self._db.execute("PRAGMA synchronous = FULL")
 
     def mark_failed(self, client_msg_id: str, code: str, reason: str) -> None:
         self._db.execute(
