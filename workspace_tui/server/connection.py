@@ -114,7 +114,7 @@ class Connection(asyncio.Protocol):
         self.address = "?"  # the client's IP address (from X-Forwarded-For with trust_proxy)
         self.handshaking = False  # counted as a pending handshake (server.handshake_started)
         self.pending_from: str | None = None  # ... under this address (None: not per address)
-        self.preface = False  # the handshake response waits at the head of ``pending`` (see accepted)
+        self.preface: bytes | None = None  # the 101 response, queued at the head of ``pending`` (see accepted)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -238,10 +238,12 @@ class Connection(asyncio.Protocol):
         """Write what websockets has queued (handshake response, pongs, close frames)."""
         ws = self.ws
         out = ws.data_to_send()
-        if out and self.preface:  # the 101 response still waits for the fan-out's write: it goes first
-            self.preface = False
-            if self.pending:
-                self.transport.write(self.pending.pop(0))
+        if out and self.preface is not None:
+            preface, self.preface = self.preface, None
+            pending = self.pending
+            if pending and pending[0] is preface:  # not written by the fan-out yet: it goes first
+                del pending[0]
+                self.transport.write(preface)
         for data in out:
             if data:
                 self.transport.write(data)
@@ -271,8 +273,8 @@ class Connection(asyncio.Protocol):
         self._answered()
         ws = self.ws
         ws.send_response(response)
-        self.preface = True
-        return b"".join(ws.data_to_send())
+        self.preface = b"".join(ws.data_to_send())
+        return self.preface
 
     def _answered(self) -> None:
         if self.handshaking:  # no longer a pending handshake
