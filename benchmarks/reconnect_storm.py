@@ -31,6 +31,14 @@ frames per client, and the server's peak CPU (over 250 ms windows, /proc sampled
 
 The client is the project's own, unchanged; the workers only count the bytes and frames
 its connections read (a ``ClientConnection`` subclass handed to websockets' ``connect``).
+The clients' keys and outboxes live in /dev/shm (``--clients-on-disk``: beside the store):
+5,000 outboxes committing with ``synchronous=FULL`` on the one disk the server also uses
+would stall the load generator, which on a real network is 5,000 machines. Where the
+time goes: ``backoff_wait_after_restart`` (no attempt before it: the client's jitter and
+the failures that doubled it) against ``last_attempt_to_connected`` (the attempt that
+worked), the server's handshake refusals and drops over its pending-handshake cap, the
+kernel's listen-queue overflows, and the CPU of the server and of the clients;
+``--profile DIR`` records both with py-spy.
 """
 
 from __future__ import annotations
@@ -203,9 +211,9 @@ def free_port() -> int:
 class Server:
     """``workspace serve`` on a fixed port, so that it can be started again where the clients look."""
 
-    def __init__(self, db: Path, port: int, loop: str = "auto"):
+    def __init__(self, db: Path, port: int, loop: str = "auto", extra: list[str] | None = None):
         argv = [*workspace_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db),
-                "--rate-limit", "0", "--no-address-limits", "--log-level", "warning", "--loop", loop]
+                "--rate-limit", "0", "--no-address-limits", "--log-level", "warning", "--loop", loop, *(extra or [])]
         self.spawned = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -549,7 +557,7 @@ def run(a: argparse.Namespace, tmp: Path, clients: Path) -> dict:
 
 def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], clients: Path) -> dict:
     port = free_port()
-    server = Server(db, port, a.loop)
+    server = Server(db, port, a.loop, a.serve_option)
     servers.append(server)
     workers = Workers(server.url, plan, a.workers, clients, a.quiet, a.batch)
     say(f"planted {len(plan.messages):,} messages; {a.users:,} clients joining through {a.workers} workers")
@@ -570,7 +578,7 @@ def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], cl
     clients_cpu0 = workers.cpu_seconds()
     time.sleep(a.downtime)
     overflows0 = listen_overflows()
-    server = Server(db, port, a.loop)
+    server = Server(db, port, a.loop, a.serve_option)
     servers.append(server)
     sampler = Sampler(server.pid)
     sampler.start()
@@ -588,9 +596,9 @@ def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], cl
     hwm = peak_rss(server.pid)
     metrics = scrape(server.url)
     wchar_end = proc_io_wchar(server.pid)
+    server.stop()  # before the clients close: 5,000 goodbyes would each be announced to everyone left
     workers.ask("close")
     workers.end()
-    server.stop()
     counts = stored_counts(db, [text for u in plan.users.values() for _, text in u.sends])
 
     t0 = server.listening
@@ -601,6 +609,8 @@ def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], cl
     _, cpu_all, _, wchar_all = sampler.at(t_all)
     _, cpu_first, _, wchar_first = sampler.samples[0]
     events = [x for part in storm for x in part["events"]]
+    missing = sum(p["missing"] for p in storm)
+    never_stored = sum(1 for n in counts.values() if n == 0)
     pairs = [(b, at) for part in storm for b, at in zip(part["back"], part["attempt"]) if b is not None and at]
     waited = [max(0.0, at - t0) for _, at in pairs]  # the backoff's part: no attempt before this
     joining = [b - max(at, t0) for b, at in pairs]  # the attempt that worked, to its connected
@@ -644,12 +654,17 @@ def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], cl
         "server_handshake_refusals": sum(v for k, v in metrics.items() if k.startswith("workspace_handshake_rej")),
         "server_dropped_over_pending_cap": sum(v for k, v in metrics.items() if k.startswith("workspace_pending_hand")
                                               and "refused" in k),
+        "server_closes_by_code": {k.split('"')[1]: int(v) for k, v in metrics.items()
+                                  if k.startswith("workspace_server_closes_total{")},
         "kernel_listen_overflows": overflows,
         "server_resends_answered_from_store": metrics.get("workspace_duplicate_sends_total", 0),
-        "lost": sum(p["missing"] for p in storm) + sum(1 for n in counts.values() if n == 0),
+        # Lost: only once every client is back can a missing delivery no longer be on its way.
+        "lost": missing + never_stored if len(back) == a.users else None,
+        "deliveries_missing_at_the_end": missing,
+        "never_stored": never_stored,
         "stored_twice": sum(1 for n in counts.values() if n > 1),
         "delivered_twice": sum(p["duplicates"] for p in storm),
-        "unacknowledged": sum(p["unacked"] for p in storm),
+        "still_in_outboxes": sum(p["unacked"] for p in storm),
         "not_right": sum(p["wrong_count"] for p in storm),
         "not_right_examples": [w for p in storm for w in p["wrong"]][:5],
     }
@@ -674,6 +689,8 @@ def main() -> int:
     ap.add_argument("--profile", metavar="DIR", help="py-spy the new server and the first worker during the storm")
     ap.add_argument("--clients-on-disk", action="store_true",
                     help="keep the clients' keys and outboxes beside the store, not in /dev/shm")
+    ap.add_argument("--serve-option", action="append", default=[], metavar="ARG",
+                    help="one more argument for `workspace serve` (repeat; e.g. --serve-option=--max-pending-handshakes=0)")
     ap.add_argument("--json", help="write the figures here too")
     a = ap.parse_args()
     a.rooms = a.rooms or max(4, a.users // 100)

@@ -29,5 +29,5 @@ def test_every_client_comes_back_right_and_nothing_is_lost(tmp_path, how):
     report = json.loads(out.read_text())
     assert report["right"] == report["back"] == 40, report
     assert report["sent_while_down"] == 4
-    assert (report["lost"], report["stored_twice"], report["delivered_twice"], report["unacknowledged"]) == (0, 0, 0, 0)
+    assert (report["lost"], report["stored_twice"], report["delivered_twice"], report["still_in_outboxes"]) == (0, 0, 0, 0)
     assert report["clients_wire_bytes"] > 0 and report["server_peak_rss_mb"] > 0
