@@ -67,7 +67,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from server_bench import cpu_seconds, rss_bytes, workspace_cmd  # noqa: E402
 
 GENERAL = "general"
-WAIT_FOR_ALL = "all"
 
 
 # -- the plan: who is in which room, what was said, what each user must see -----------------------
@@ -607,7 +606,7 @@ def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], cl
     all_right = max(right) if len(right) == a.users else None
     t_all = t0 + (all_right if all_right is not None else t_end - t0)
     _, cpu_all, _, wchar_all = sampler.at(t_all)
-    _, cpu_first, _, wchar_first = sampler.samples[0]
+    cpu_first = sampler.samples[0][1]
     events = [x for part in storm for x in part["events"]]
     missing = sum(p["missing"] for p in storm)
     never_stored = sum(1 for n in counts.values() if n == 0)
