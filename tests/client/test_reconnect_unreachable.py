@@ -62,3 +62,21 @@ async def test_queued_while_down_and_close_keeps_outbox(tmp_path):
     first = await anext(again.events())
     assert first.entry == entry  # replayed as MessagePending
     await again.close()
+
+
+async def test_a_refused_connect_waits_at_most_the_refused_cap(tmp_path):
+    """Nothing listens (a server restarting): the delays grow, but not past backoff_refused_cap, so a
+    crowd is back soon after the server listens again instead of waiting out the 30 s cap."""
+    url = f"ws://127.0.0.1:{free_port()}/ws"
+    client = ChatClient(url, "dave", state_path=tmp_path / "c.sqlite3", backoff_base=0.05, backoff_cap=30.0,
+                        backoff_refused_cap=0.15, rng=lambda: 1.0)
+    await client.start()
+    delays = []
+    async for event in client.events():
+        if isinstance(event, StateChanged) and event.state is ConnectionState.RECONNECTING:
+            delays.append(event.delay)
+            if len(delays) == 5:
+                break
+    await client.close()
+    assert delays == [0.05, 0.1, 0.15, 0.15, 0.15]
+    assert client.backoff.failures >= 5  # counted all the same: a failure of another kind goes on from there

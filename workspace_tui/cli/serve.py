@@ -207,7 +207,7 @@ Exit codes:
 @_opt(
     "--max-pending-handshakes",
     envvar="WORKSPACE_MAX_PENDING_HANDSHAKES",
-    default=512,
+    default=2048,
     type=click.IntRange(0),
     help="TCP connections that may be in their handshake at once, in all; more are dropped (0 = no cap).",
 )

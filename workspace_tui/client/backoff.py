@@ -13,7 +13,8 @@ class Backoff:
     """Delays for successive reconnect attempts.
 
     The n-th delay (n from 0) is ``rng() * min(cap, base * 2**n)`` ("full
-    jitter": spreads a crowd of clients that lost the same server). Call
+    jitter": spreads a crowd of clients that lost the same server), and no
+    more than ``refused_ceiling`` after a refused connect. Call
     :meth:`reset` once a connection has stayed up long enough
     (``reset_after`` seconds, checked by the caller with :meth:`stable`).
     """
@@ -24,6 +25,7 @@ class Backoff:
         cap: float = 30.0,
         *,
         reset_after: float = 10.0,
+        refused_ceiling: float = 3.0,
         rng: Callable[[], float] | None = None,
     ) -> None:
         if base <= 0 or cap < base:
@@ -31,6 +33,7 @@ class Backoff:
         self.base = base
         self.cap = cap
         self.reset_after = reset_after
+        self.refused_ceiling = refused_ceiling
         self._rng = rng or random.random
         self.failures = 0  # consecutive failed attempts since the last reset
 
@@ -42,6 +45,15 @@ class Backoff:
     def next_delay(self) -> float:
         """The delay before the next attempt; counts one more failure."""
         delay = self._rng() * self.ceiling()
+        self.failures += 1
+        return delay
+
+    def refused_delay(self) -> float:
+        """The delay after a refused TCP connect: nothing listens, most likely a server restarting.
+        A refused connect costs the host one reset, so its delay grows like any other but never
+        past ``refused_ceiling``: once the server listens again a crowd of clients is back within
+        that, instead of waiting out what the outage grew their backoff to."""
+        delay = self._rng() * min(self.refused_ceiling, self.ceiling())
         self.failures += 1
         return delay
 

@@ -114,6 +114,7 @@ class ChatClient:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         backoff_reset_after: float = 10.0,
+        backoff_refused_cap: float = 3.0,
         rng: Callable[[], float] | None = None,
         open_timeout: float = 10.0,
         resume_on_start: bool = False,
@@ -136,7 +137,8 @@ class ChatClient:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
-        self.backoff = Backoff(backoff_base, backoff_cap, reset_after=backoff_reset_after, rng=rng)
+        self.backoff = Backoff(backoff_base, backoff_cap, reset_after=backoff_reset_after,
+                               refused_ceiling=backoff_refused_cap, rng=rng)
         if state_path is None:
             from workspace_tui.paths import client_state_path
 
@@ -548,6 +550,7 @@ class ChatClient:
             status: int | None = None
             delay: float | None = None
             detail: str | None = None
+            refused = False
             try:
                 self.handshakes += 1
                 headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
@@ -595,6 +598,7 @@ class ChatClient:
             except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 detail = _describe(exc)
                 reason = f"cannot reach {self._shown_url}: {detail}"
+                refused = detail == "connection refused"
             except Exception as exc:  # noqa: BLE001 - anything else: say it and keep trying
                 detail = _describe(exc)
                 reason = f"cannot connect to {self._shown_url}: {detail}"
@@ -616,7 +620,7 @@ class ChatClient:
                 self._stop(reason, status, detail)
                 return
             if delay is None:
-                delay = self.backoff.next_delay()
+                delay = self.backoff.refused_delay() if refused else self.backoff.next_delay()
             self._retry_now.clear()
             self._set_state(
                 ConnectionState.RECONNECTING,

@@ -62,7 +62,7 @@ class ServerConfig:
     address_limits: bool = True  # False lifts every per-address limit (benchmarks from one address)
     trust_proxy: bool = False  # the client address is the last X-Forwarded-For hop (behind a proxy)
     max_pending_per_address: int = 16  # TCP connections still in their handshake, per address; 0 = off
-    max_pending_handshakes: int = 512  # ... and in all; over either the new connection is dropped; 0 = off
+    max_pending_handshakes: int = 2048  # ... and in all; over either the new connection is dropped; 0 = off
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         return replace(self, **overrides)
