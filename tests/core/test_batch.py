@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workspace_tui.core.effects import Broadcast, Post, Store
+from workspace_tui.core.effects import Broadcast, Deliver, Post, Store
 
 from .support import V1, commit, connect, drafts, elapse, frame, joined, make_core, of_type, say, set_status
 
@@ -61,7 +61,7 @@ def test_a_batch_lists_at_most_the_roster_cap_then_says_it_is_incomplete():
                                 "data": {"users": [], "complete": False, "connectedUsers": 12}}
 
 
-def test_each_user_once_with_their_latest_state_and_a_come_and_go_left_out():
+def test_each_user_once_with_their_latest_state_and_a_come_and_go_said_gone():
     core = make_core()
     (watcher,) = settled(core, "watcher")
     ann = joined(core, "ann", protocols=V1)
@@ -71,8 +71,23 @@ def test_each_user_once_with_their_latest_state_and_a_come_and_go_left_out():
     core.gone(ghost)
     core.take()
     [b] = batches(elapse(core, TICK))
-    assert listed(b) == {"ann": ("busy", 1)}
+    # ghost too: a connection that joined between ghost's arrival and departure had ghost in its roster
+    assert listed(b) == {"ann": ("busy", 1), "ghost": ("offline", 0)}
     assert frame(b.payload)["data"]["connectedUsers"] == 2
+
+
+def test_a_client_that_joined_mid_tick_learns_that_someone_in_its_roster_left():
+    core = make_core()
+    settled(core, "watcher")
+    dave = joined(core, "dave", protocols=V1)
+    alice = connect(core, "alice", protocols=V1)  # same tick: dave is in alice's connected roster
+    [hello] = [f for e in core.take() if type(e) is Deliver and e.conn is alice
+               and (f := frame(e.payload))["type"] == "connected"]
+    assert "dave" in [u["username"] for u in hello["users"]]
+    core.gone(dave)
+    core.take()
+    [b] = batches(elapse(core, TICK))
+    assert listed(b)["dave"] == ("offline", 0)
 
 
 def test_document_only_connections_still_get_each_change_as_a_presence_update():

@@ -236,11 +236,10 @@ class TickBatch:
     def add(self, change: Change, now: float, interval: float) -> None:
         if self.due is None:
             self.due = now + interval
-        was = self._before.setdefault(change.user_id, change.visible_before)
-        if not was and not change.visible_after:
-            self._latest.pop(change.user_id, None)  # came and went within the tick: nothing to say
-        else:
-            self._latest[change.user_id] = change.data
+        self._before.setdefault(change.user_id, change.visible_before)
+        # Even a user who came and went within the tick is said to be gone: a connection that
+        # joined in between had them in its `connected` roster (a ghost otherwise).
+        self._latest[change.user_id] = change.data
 
     def take(self, cap: int, connected_users: int) -> bytes | None:
         """The batch frame, encoded once (``None`` when nothing is left to say); over *cap* users
