@@ -397,9 +397,9 @@ class ChatCore:
             return
         self._relay_state(u, exclude_user=not before)
         if count and not before:
-            self._announce(u, status, count, False, exclude_user=True)
+            self._announce(u, status, count, exclude_user=True)
         elif before and count:  # another connection of a visible user: same status, new count
-            self._announce(u, status, count, True, exclude_conn=conn)
+            self._announce(u, status, count, exclude_conn=conn)
 
     def _connected_parts(self, u: User, verified: bool, document_only: bool) -> list[bytes]:
         general = u.rooms.get(GENERAL) or general_info()
@@ -455,9 +455,9 @@ class ChatCore:
             self._relay_state(u, exclude_user=not count)
             if before and not self.closing:
                 if not count:
-                    self._announce(u, "offline", 0, True, exclude_user=True)
+                    self._announce(u, "offline", 0, exclude_user=True)
                 else:  # one of several closed: the new count
-                    self._announce(u, status, count, True)
+                    self._announce(u, status, count)
         self.presence.forget_if_unused(u, now)
         if u.username not in self.presence.users:
             self.spellings.pop(conn.session.name_key, None)
@@ -806,22 +806,22 @@ class ChatCore:
         status_now, count = self.presence.refresh(u.username, u.user_id)
         self._relay_state(u, exclude_user=False)
         if before or count:
-            self._announce(u, status_now, count, bool(before), exclude_conn=conn)
+            self._announce(u, status_now, count, exclude_conn=conn)
         else:  # hidden before and after: only the user's own other connections learn it
             payload = encode(presence_frame(u.user_id, u.username, status, len(u.conns), u.verified))
             for other in u.conns:
                 if other is not conn:
                     self._about(u, Deliver(other, payload))
 
-    def _announce(self, u: User, status: str, count: int, visible_before: bool, *,
+    def _announce(self, u: User, status: str, count: int, *,
                   exclude_user: bool = False, exclude_conn: Conn | None = None) -> None:
         """Tell everyone about a presence change of local user *u*, after what *u* did before it."""
-        for e in self._presence_effects(u.user_id, u.username, status, count, u.verified, visible_before, u,
+        for e in self._presence_effects(u.user_id, u.username, status, count, u.verified, u,
                                         exclude_user, exclude_conn, u.backlog is not None):
             self._about(u, e, presence=True)
 
     def _presence_effects(self, user_id: str, username: str, status: str, count: int, verified: bool,
-                          visible_before: bool, own: User | None, exclude_user: bool, exclude_conn: Conn | None,
+                          own: User | None, exclude_user: bool, exclude_conn: Conn | None,
                           later: bool) -> list[Effect | Change]:
         """A user's presence change, for each kind of connection: ``presence:update`` (one per change, as
         the protocol document has it) to the document-only ones; the same to the user's own workspace.v1
@@ -839,7 +839,7 @@ class ChatCore:
         if own is not None and not exclude_user:
             effects.extend(Post(c, payload) for c in self._room_conns(own) if c is not exclude_conn)
         if v1:
-            effects.append(Change(user_id, data, visible_before, count > 0))
+            effects.append(Change(user_id, data))
         return effects
 
     def _collect(self, change: Change) -> None:
@@ -1082,7 +1082,7 @@ class ChatCore:
         if after != before:
             local = self.presence.users.get(username)
             for e in self._presence_effects(user_id, username, after[0], after[1], self.presence.verified(username),
-                                            before[1] > 0, local, exclude_user, None, False):
+                                            local, exclude_user, None, False):
                 if type(e) is Change:
                     self._collect(e)
                 else:

@@ -214,8 +214,6 @@ class Change(NamedTuple):
 
     user_id: str
     data: bytes
-    visible_before: bool
-    visible_after: bool
 
 
 class TickBatch:
@@ -225,18 +223,16 @@ class TickBatch:
     def __init__(self) -> None:
         self.due: float | None = None  # when the batch goes out; None: nothing collected
         self._latest: dict[str, bytes] = {}  # user_id -> their latest data this tick
-        self._before: dict[str, bool] = {}  # user_id -> visible when the tick began
 
     def __len__(self) -> int:
         return len(self._latest)
 
     def __contains__(self, user_id: str) -> bool:
-        return user_id in self._before
+        return user_id in self._latest
 
     def add(self, change: Change, now: float, interval: float) -> None:
         if self.due is None:
             self.due = now + interval
-        self._before.setdefault(change.user_id, change.visible_before)
         # Even a user who came and went within the tick is said to be gone: a connection that
         # joined in between had them in its `connected` roster (a ghost otherwise).
         self._latest[change.user_id] = change.data
@@ -245,7 +241,7 @@ class TickBatch:
         """The batch frame, encoded once (``None`` when nothing is left to say); over *cap* users
         it lists none and says ``"complete":false``: the client pages the roster instead."""
         entries = self._latest
-        self._latest, self._before, self.due = {}, {}, None
+        self._latest, self.due = {}, None
         if not entries:
             return None
         count = b'"connectedUsers":' + str(connected_users).encode()
