@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from workspace_tui.cli.options import resolve_username, url_and_username_options
+from workspace_tui.cli.options import resolve_username, timeout_option, url_and_username_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,13 +71,7 @@ def read_secret(prompt: str) -> str:
 @_name_options
 @click.option("--token", envvar="WORKSPACE_TOKEN", show_envvar=True, help="Shared secret, when the server was started with --token.")
 @click.option("--import", "import_key", is_flag=True, help="Use the key another device of yours shows (`workspace key show`) instead of an invite.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the server.",
-)
+@timeout_option()
 def login(url: str, username: str | None, token: str | None, import_key: bool, timeout: float) -> None:
     """Make NAME yours on this device: redeem an invite, or import your key.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from workspace_tui.cli.options import connection_options, resolve_username
+from workspace_tui.cli.options import connection_options, resolve_username, timeout_option
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -129,13 +129,7 @@ def _room_id(room: str | None, to: tuple[str, ...], user: str) -> str | None:
 )
 @click.option("--lines", is_flag=True, help="With stdin: send one message per non-empty line.")
 @click.option("--json", "as_json", is_flag=True, help="Print each stored message as a JSON line.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the server's acknowledgement.",
-)
+@timeout_option("Seconds to wait for the server's acknowledgement.")
 @click.option(
     "--queue",
     is_flag=True,
@@ -641,13 +635,7 @@ class _Printer:
 @connection_options
 @_room_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per user.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the server.",
-)
+@timeout_option()
 def who(url: str, username: str | None, token: str | None, room: str | None, as_json: bool, timeout: float) -> None:
     """List who is here: one user per line with their status.
 

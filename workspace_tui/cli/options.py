@@ -116,6 +116,13 @@ def token_file_option(f: F) -> F:
     )(f)
 
 
+def timeout_option(help: str = "Seconds to wait for the server.") -> Callable[[F], F]:
+    """``--timeout`` of the commands that ask the server once and exit (10 s by default)."""
+    return click.option(
+        "--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help=help
+    )
+
+
 def connection_options(f: F) -> F:
     """``--url``, ``--username``, ``--token`` / ``--token-file``, with env vars and config defaults.
     The command gets the secret as ``token`` whichever way it came."""

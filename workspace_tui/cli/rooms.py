@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from workspace_tui.cli.options import connection_options, resolve_username
+from workspace_tui.cli.options import connection_options, resolve_username, timeout_option
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 3
@@ -175,13 +175,7 @@ def member_order(member: dict[str, Any]) -> tuple[int, str]:
 @connection_options
 @click.option("--all", "everything", is_flag=True, help="Also the public rooms you are not in.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per room.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the server.",
-)
+@timeout_option()
 def rooms(url: str, username: str | None, token: str | None, everything: bool, as_json: bool, timeout: float) -> None:
     """List your rooms and direct messages, with unread and mention counts.
 
