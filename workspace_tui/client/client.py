@@ -598,7 +598,7 @@ class ChatClient:
             except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 detail = _describe(exc)
                 reason = f"cannot reach {self._shown_url}: {detail}"
-                refused = detail == "connection refused"
+                refused = _refused(exc)
             except Exception as exc:  # noqa: BLE001 - anything else: say it and keep trying
                 detail = _describe(exc)
                 reason = f"cannot connect to {self._shown_url}: {detail}"
@@ -1107,14 +1107,19 @@ def _body_text(body: bytes | None) -> str:
     return p.sanitize_text(body.decode("utf-8", "replace")).strip()[:200]
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether a connect failed because nothing listens (every address of the host refused)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    return isinstance(exc, OSError) and str(exc).startswith("Multiple exceptions") and "Connect call failed" in str(exc)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
+    if _refused(exc):
         return "connection refused"
     if isinstance(exc, socket.gaierror):
         return "unknown host"
-    if isinstance(exc, OSError) and str(exc).startswith("Multiple exceptions") and "Connect call failed" in str(exc):
-        return "connection refused"  # every address of the host (IPv4 and IPv6) refused
     text = str(exc) or type(exc).__name__
     return p.sanitize_text(text)
