@@ -23,9 +23,9 @@ def test_the_capped_roster_is_always_the_first_users_online(steps):
         name = f"user{i}"
         u = presence.user(name, 0.0)
         if op == "join" and not u.conns:
-            u.conns.append(object())  # type: ignore[arg-type]
+            u.conns = (object(),)  # type: ignore[assignment]
         elif op == "leave":
-            u.conns.clear()
+            u.conns = ()
         elif op == "away":
             u.status = "away"
         elif op == "back":

@@ -20,9 +20,9 @@ def test_roster_parts_match_the_visible_users_under_churn():
         u = presence.user(f"u{rng.randrange(40)}", now=0.0)
         op = rng.random()
         if op < 0.5:
-            u.conns.append(_Peer())  # type: ignore[arg-type]
+            u.conns += (_Peer(),)  # type: ignore[operator]
         elif op < 0.8 and u.conns:
-            u.conns.pop()
+            u.conns = u.conns[:-1]
         else:
             u.status = rng.choice(["online", "away", "offline"])
         presence.refresh(u.username, u.user_id)

@@ -381,9 +381,7 @@ class ChatCore:
         before = self.presence.aggregate(u.username)[1]
         if conn.quiet:
             u.quiet += 1
-            u.quiet_conns.append(conn)
-        else:
-            u.conns.append(conn)
+        u.attach(conn)
         status, count = self.presence.refresh(u.username, u.user_id)
         self.conns.add(conn)
         if session.document_only:
@@ -436,19 +434,17 @@ class ChatCore:
         if conn.session.document_only:
             self.document_conns -= 1
         conn.closing = True
-        conn.reads.clear()
+        conn.reads = ()
         u = conn.user
         if conn.session.document_only and conn.live:  # it was sent everything of general
             # (the newest message of any room: a position past general's newest reads as "all of it")
             self._remember_read(u, conn.session.name_key, GENERAL, self.last_message_id)
         if conn.quiet:
             u.quiet -= 1
-            if conn in u.quiet_conns:
-                u.quiet_conns.remove(conn)
+            u.detach(conn)
         else:
             before = self.presence.aggregate(u.username)[1]
-            if conn in u.conns:
-                u.conns.remove(conn)
+            u.detach(conn)
             if not u.conns and u.typing:
                 self._clear_typing(u)
             status, count = self.presence.refresh(u.username, u.user_id)
@@ -858,16 +854,15 @@ class ChatCore:
         """*u* is in *info*'s room (from the store, a join, or a first direct message); whether it is new.
         The newest summary wins: a second window's ``connected`` counts what it missed."""
         new = info.room not in u.rooms
-        u.rooms[info.room] = info
+        u.put_room(info)
         if info.last_read and (u.last_read.get(info.room) or "") < info.last_read:
-            u.last_read[info.room] = info.last_read
+            u.set_read(info.room, info.last_read)
         if info.room != GENERAL:
             self.room_users.setdefault(info.room, set()).add(u)
         return new
 
     def _drop_room(self, u: User, room: str) -> None:
-        u.rooms.pop(room, None)
-        u.last_read.pop(room, None)
+        u.drop_room(room)
         members = self.room_users.get(room)
         if members is not None:
             members.discard(u)
@@ -997,7 +992,7 @@ class ChatCore:
         for m in self.room_users.get(room, ()):
             info = m.rooms.get(room)
             if info is not None:
-                m.rooms[room] = info._replace(topic=topic)
+                m.put_room(info._replace(topic=topic))
             self._post_to(m, payload)
 
     def remote_room(self, event: dict[str, Any]) -> None:
@@ -1040,7 +1035,7 @@ class ChatCore:
         known = u.last_read.get(room)
         if message_id is None or (known is not None and message_id <= known):
             return False
-        u.last_read[room] = message_id
+        u.set_read(room, message_id)
         self.out.append(SaveRead(key, room, message_id))
         return True
 
@@ -1050,7 +1045,7 @@ class ChatCore:
         known = u.last_read.get(room) if u is not None else None
         if u is None or (known is not None and message_id <= known):
             return
-        u.last_read[room] = message_id
+        u.set_read(room, message_id)
         payload = encode(read_position_frame(room, message_id))
         for conn in u.conns:
             if not conn.session.document_only:
@@ -1159,7 +1154,7 @@ class ChatCore:
                 frame_type="history:request", retry_after_ms=1000,
             ))
             return
-        conn.reads.append(req)
+        conn.reads = [*conn.reads, req]  # most connections never ask: () until one does
         if not conn.reading:
             self._next_read(conn)
 

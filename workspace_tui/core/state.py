@@ -6,9 +6,27 @@ Plain slotted objects: the core owns their fields; the server only reads
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from workspace_tui.protocol import ChatMessage, RequestHistory, user_id_for
+from workspace_tui.protocol import GENERAL, ChatMessage, RequestHistory, user_id_for
+
+# A user's maps and lists start out shared and read-only, and become their own on the first
+# write (User's methods): most users only ever have general and no reads, and an idle
+# connection is mostly such containers (a dict is 64-232 bytes, a list 56).
+NOTHING: Mapping[str, Any] = MappingProxyType({})
+_general_only: list[tuple[Any, Mapping[str, Any]]] = []  # (a general RoomInfo, {general: it}), the last one
+
+
+def _only_general(info: Any) -> Mapping[str, Any]:
+    """``{"general": info}``, one read-only map for every user handed an equal *info* (every
+    newcomer is: nothing read, nothing unread)."""
+    if _general_only and _general_only[0][0] == info:
+        return _general_only[0][1]
+    only = MappingProxyType({GENERAL: info})
+    _general_only[:] = [(info, only)]
+    return only
 
 
 class Session:
@@ -23,7 +41,8 @@ class Session:
     def __init__(self, username: str, quiet: bool, since: str | None, history: int, address: str = "",
                  key: str | None = None, invite: str | None = None, name_key: str | None = None) -> None:
         self.username = username  # the stored spelling once the account is known
-        self.name_key = name_key or username  # the identity of the name (case, look-alikes folded)
+        # the identity of the name (case, look-alikes folded); the username itself when they are alike
+        self.name_key = username if not name_key or name_key == username else name_key
         self.quiet = quiet
         self.since = since
         self.history = history
@@ -72,7 +91,7 @@ class Conn:
         self.closing = False
         self.live = False  # its join or resume history went out: what it is sent now is live
         self.resume: Resume | None = None  # a resume being streamed to this connection
-        self.reads: list[RequestHistory] = []  # history pages asked for, served one at a time
+        self.reads: list[RequestHistory] | tuple[()] = ()  # history pages asked for, served one at a time
         self.reading = False  # a history read or frame for this connection is under way
         self.link = link  # the server's object for this connection; the core never touches it
 
@@ -102,13 +121,13 @@ class User:
         self.username = username
         self.user_id = user_id_for(username)
         self.verified = verified  # proved the name (a key); unverified names are marked by clients
-        self.last_read: dict[str, str] = {}  # room -> where they stopped reading it, as far as this node knows
-        self.rooms: dict[str, Any] = {}  # room -> its summary (core.rooms.RoomInfo), general included
+        self.last_read: Mapping[str, str] = NOTHING  # room -> where they stopped reading it, as far as this node knows
+        self.rooms: Mapping[str, Any] = NOTHING  # room -> its summary (core.rooms.RoomInfo), general included
         self.typing_room = "general"
-        self.quiet_conns: list[Conn] = []  # its presence=none connections (they get room messages too)
+        self.quiet_conns: tuple[Conn, ...] = ()  # its presence=none connections (they get room messages too)
         self.status = status
-        # visible-capable (non-quiet) connections: at most a few, and a list is smaller than a set
-        self.conns: list[Conn] = []
+        # visible-capable (non-quiet) connections: at most a few, and a tuple is smaller than a set
+        self.conns: tuple[Conn, ...] = ()
         self.quiet = 0  # quiet (presence=none) connections
         self.typing = False
         self.typing_until = 0.0
@@ -120,6 +139,38 @@ class User:
     @property
     def visible_here(self) -> bool:
         return bool(self.conns) and self.status != "offline"
+
+    def attach(self, conn: Conn) -> None:
+        if conn.quiet:
+            self.quiet_conns += (conn,)
+        else:
+            self.conns += (conn,)
+
+    def detach(self, conn: Conn) -> None:
+        if conn.quiet:
+            self.quiet_conns = tuple(c for c in self.quiet_conns if c is not conn)
+        else:
+            self.conns = tuple(c for c in self.conns if c is not conn)
+
+    def put_room(self, info: Any) -> None:
+        """*info* (a core.rooms.RoomInfo) is the newest summary of its room for this user."""
+        if not self.rooms and info.room == GENERAL:
+            self.rooms = _only_general(info)
+            return
+        if type(self.rooms) is not dict:
+            self.rooms = dict(self.rooms)
+        self.rooms[info.room] = info  # type: ignore[index]
+
+    def drop_room(self, room: str) -> None:
+        if room in self.rooms:
+            self.rooms = {r: i for r, i in self.rooms.items() if r != room}
+        if room in self.last_read:
+            self.last_read = {r: m for r, m in self.last_read.items() if r != room}
+
+    def set_read(self, room: str, message_id: str) -> None:
+        if type(self.last_read) is not dict:
+            self.last_read = dict(self.last_read)
+        self.last_read[room] = message_id  # type: ignore[index]
 
 
 class Draft:

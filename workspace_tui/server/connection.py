@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,13 +85,21 @@ class ConnectionEvents(Protocol):
     def on_lost(self, peer: Connection) -> None: ...
 
 
+class Preface(bytes):
+    """A 101 response waiting in ``pending`` for the first frames. Its type marks it, so that a
+    protocol write (a pong) can send it first without the connection keeping a second reference
+    to it for as long as it lives."""
+
+    __slots__ = ()
+
+
 class Connection(asyncio.Protocol):
     """A connection from accept to close. The fan-out reads ``pending``/``held``/``mark``."""
 
     __slots__ = (
         "server", "ws", "transport", "conn", "session", "user_id", "pending", "held", "held_bytes", "mark",
         "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting", "address",
-        "handshaking", "pending_from", "preface",
+        "handshaking", "pending_from",
     )
 
     def __init__(self, server: ConnectionEvents) -> None:
@@ -114,7 +123,6 @@ class Connection(asyncio.Protocol):
         self.address = "?"  # the client's IP address (from X-Forwarded-For with trust_proxy)
         self.handshaking = False  # counted as a pending handshake (server.handshake_started)
         self.pending_from: str | None = None  # ... under this address (None: not per address)
-        self.preface: bytes | None = None  # the 101 response, queued at the head of ``pending`` (see accepted)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -238,12 +246,9 @@ class Connection(asyncio.Protocol):
         """Write what websockets has queued (handshake response, pongs, close frames)."""
         ws = self.ws
         out = ws.data_to_send()
-        if out and self.preface is not None:
-            preface, self.preface = self.preface, None
-            pending = self.pending
-            if pending and pending[0] is preface:  # not written by the fan-out yet: it goes first
-                del pending[0]
-                self.transport.write(preface)
+        pending = self.pending
+        if out and pending and type(pending[0]) is Preface:  # the 101, not written by the fan-out yet: first
+            self.transport.write(pending.pop(0))
         for data in out:
             if data:
                 self.transport.write(data)
@@ -267,14 +272,13 @@ class Connection(asyncio.Protocol):
         self.ws.send_response(response)
         self.flush_protocol()
 
-    def accepted(self, response: Any) -> bytes:
+    def accepted(self, response: Any) -> Preface:
         """The bytes of a 101 *response*, for the fan-out to write together with the first frames
         (queued at the head of ``pending``; a write of the protocol's own sends them first)."""
         self._answered()
         ws = self.ws
         ws.send_response(response)
-        self.preface = b"".join(ws.data_to_send())
-        return self.preface
+        return Preface(b"".join(ws.data_to_send()))
 
     def _answered(self) -> None:
         if self.handshaking:  # no longer a pending handshake
@@ -316,5 +320,5 @@ class Connection(asyncio.Protocol):
 def peer_address(peername: Any) -> str:
     """The IP address in a transport's ``peername`` (``"local"`` for a Unix socket)."""
     if isinstance(peername, tuple) and peername:
-        return str(peername[0])
+        return sys.intern(str(peername[0]))  # one string per address, however many connections it has
     return "local"
