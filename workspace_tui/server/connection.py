@@ -24,10 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.frames import Opcode
 
-from workspace_tui.protocol import SUBPROTOCOL
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from workspace_tui.protocol import SUBPROTOCOL
+
+from .badrequest import unreadable_reason
 
 if TYPE_CHECKING:
     from workspace_tui.core.state import Conn, Session
@@ -73,6 +76,8 @@ class ConnectionEvents(Protocol):
 
     def on_request(self, peer: Connection, request: Request) -> None: ...
 
+    def on_unreadable(self, peer: Connection, status: int, reason: str) -> None: ...
+
     def on_message(self, peer: Connection, data: str | bytes) -> None: ...
 
     def on_ping(self, peer: Connection) -> None: ...
@@ -90,7 +95,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "server", "ws", "transport", "conn", "session", "user_id", "pending", "held", "held_bytes", "mark",
         "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting", "address",
-        "handshaking", "pending_from", "preface",
+        "handshaking", "pending_from", "preface", "answered",
     )
 
     def __init__(self, server: ConnectionEvents) -> None:
@@ -115,6 +120,7 @@ class Connection(asyncio.Protocol):
         self.handshaking = False  # counted as a pending handshake (server.handshake_started)
         self.pending_from: str | None = None  # ... under this address (None: not per address)
         self.preface: bytes | None = None  # the 101 response, queued at the head of ``pending`` (see accepted)
+        self.answered = False  # the HTTP response is out (or queued)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -145,7 +151,24 @@ class Connection(asyncio.Protocol):
                 self.waiting.extend(events)
             else:
                 self._handle(events)
+        elif ws.handshake_exc is not None and not self.answered:  # no request came of these bytes
+            self._answer_unreadable(ws.handshake_exc)
         self.flush_protocol()
+
+    def _answer_unreadable(self, exc: Exception) -> None:
+        """The bytes were not an HTTP request. websockets queued the end of the stream, after an
+        answer of its own for some faults only (414, 431): the others get a 400 saying what was wrong."""
+        ws = self.ws
+        answer = b"".join(ws.data_to_send())  # the end of the stream is b"": closing follows anyway
+        reason = unreadable_reason(exc)
+        if answer:
+            status = int(answer.split(b" ", 2)[1])  # its status line: HTTP/1.1 431 ...
+        else:
+            status = 400
+            answer = ws.reject(status, reason + "\n").serialize()
+        self._answered()
+        self.server.on_unreadable(self, status, reason)
+        self.transport.write(answer)
 
     def _handle(self, events: list[Any]) -> None:
         """Handle parsed events, about :data:`BYTES_PER_TURN` of messages this turn."""
@@ -277,6 +300,7 @@ class Connection(asyncio.Protocol):
         return self.preface
 
     def _answered(self) -> None:
+        self.answered = True
         if self.handshaking:  # no longer a pending handshake
             self.handshaking = False
             self.server.handshake_over(self)
