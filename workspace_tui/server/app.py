@@ -575,7 +575,7 @@ class Server:
             u = conn.user
             self.core.gone(conn)
             self._give_back(conn.session)  # the core's slot went with gone(); the workspace-wide one here
-            self.events_log.info("disconnects", "disconnect %s (code %s)", u.username, peer.ws.close_code)
+            self.events_log.info("disconnects", "disconnect %s (%s)", u.username, peer.how_closed())
             self.run()
         elif peer.session is not None:
             self._give_back(peer.session)

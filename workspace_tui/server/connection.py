@@ -4,11 +4,12 @@
 websockets parses and frames; this class moves bytes between it and the
 transport and hands what it parsed to the server: the HTTP request, whole
 messages (fragments joined, UTF-8 checked), pings and pongs, the end. Only
-websockets' public Sans-I/O API is used (``receive_data``, ``events_received``,
-``data_to_send``, ``accept``/``reject``/``send_response``, ``send_close``,
-``close_expected``). Compared with a coroutine per connection on websockets'
-asyncio server this holds a connection in about half the memory and delivers
-a broadcast with about half the CPU (``benchmarks/network_layer_bench.py``).
+websockets' public Sans-I/O API is used (``receive_data``/``receive_eof``,
+``events_received``, ``data_to_send``, ``accept``/``reject``/``send_response``,
+``handshake_exc``, ``send_close``, ``close_expected``, ``close_exc``).
+Compared with a coroutine per connection on websockets' asyncio server this
+holds a connection in about half the memory and delivers a broadcast with
+about half the CPU (``benchmarks/network_layer_bench.py``).
 
 Outgoing chat frames are written by the :mod:`.fanout` straight to the
 transport as prebuilt WebSocket frames (one encoding for every recipient);
@@ -201,6 +202,9 @@ class Connection(asyncio.Protocol):
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # The protocol learns that the stream ended (idempotent): only then is it CLOSED and its
+        # close code known. Closing right after answering a close frame, we never read the EOF.
+        self.ws.receive_eof()
         self.lost = True
         self.closing = True
         if self.timer is not None:
@@ -274,6 +278,15 @@ class Connection(asyncio.Protocol):
                 self.transport.write_eof()
         if ws.close_expected():
             self._close_transport()
+
+    def how_closed(self) -> str:
+        """How the connection ended, for the log (once lost): the close code the client sent, else ours."""
+        ended = self.ws.close_exc
+        if ended.rcvd is not None:
+            return f"code {ended.rcvd.code}"
+        if ended.sent is not None:  # the transport is closed right after our close frame: no answer is read
+            return f"closed by the server with {ended.sent.code}"
+        return "closed without a close frame"
 
     def writable(self) -> bool:
         return not self.lost and self.ws.state is State.OPEN
