@@ -392,6 +392,10 @@ class Server:
         else:
             self._decided(peer, request, self.core.identify(decision, None))  # type: ignore[arg-type]
 
+    def on_unreadable(self, peer: Connection, status: int, reason: str) -> None:
+        """Bytes that were no HTTP request, answered with *status*: a refusal like the others."""
+        self._count_refusal(peer, "-", status, reason.encode())
+
     def _identified(self, peer: Connection, request: Request, session: Session, account: Any) -> None:
         """The name's account is read: the core decides what the handshake proves."""
         if peer.lost or session.released:
@@ -571,7 +575,7 @@ class Server:
             u = conn.user
             self.core.gone(conn)
             self._give_back(conn.session)  # the core's slot went with gone(); the workspace-wide one here
-            self.events_log.info("disconnects", "disconnect %s (code %s)", u.username, peer.ws.close_code)
+            self.events_log.info("disconnects", "disconnect %s (%s)", u.username, peer.how_closed())
             self.run()
         elif peer.session is not None:
             self._give_back(peer.session)

@@ -4,11 +4,12 @@
 websockets parses and frames; this class moves bytes between it and the
 transport and hands what it parsed to the server: the HTTP request, whole
 messages (fragments joined, UTF-8 checked), pings and pongs, the end. Only
-websockets' public Sans-I/O API is used (``receive_data``, ``events_received``,
-``data_to_send``, ``accept``/``reject``/``send_response``, ``send_close``,
-``close_expected``). Compared with a coroutine per connection on websockets'
-asyncio server this holds a connection in about half the memory and delivers
-a broadcast with about half the CPU (``benchmarks/network_layer_bench.py``).
+websockets' public Sans-I/O API is used (``receive_data``/``receive_eof``,
+``events_received``, ``data_to_send``, ``accept``/``reject``/``send_response``,
+``handshake_exc``, ``send_close``, ``close_expected``, ``close_exc``).
+Compared with a coroutine per connection on websockets' asyncio server this
+holds a connection in about half the memory and delivers a broadcast with
+about half the CPU (``benchmarks/network_layer_bench.py``).
 
 Outgoing chat frames are written by the :mod:`.fanout` straight to the
 transport as prebuilt WebSocket frames (one encoding for every recipient);
@@ -25,10 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.frames import Opcode
 
-from workspace_tui.protocol import SUBPROTOCOL
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from workspace_tui.protocol import SUBPROTOCOL
+
+from .badrequest import unreadable_reason
 
 if TYPE_CHECKING:
     from workspace_tui.core.state import Conn, Session
@@ -74,6 +78,8 @@ class ConnectionEvents(Protocol):
 
     def on_request(self, peer: Connection, request: Request) -> None: ...
 
+    def on_unreadable(self, peer: Connection, status: int, reason: str) -> None: ...
+
     def on_message(self, peer: Connection, data: str | bytes) -> None: ...
 
     def on_ping(self, peer: Connection) -> None: ...
@@ -99,7 +105,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "server", "ws", "transport", "conn", "session", "user_id", "pending", "held", "held_bytes", "mark",
         "closing", "wait_drain", "fragments", "fragment_text", "timer", "lost", "waiting", "address",
-        "handshaking", "pending_from",
+        "handshaking", "pending_from", "answered",
     )
 
     def __init__(self, server: ConnectionEvents) -> None:
@@ -123,6 +129,7 @@ class Connection(asyncio.Protocol):
         self.address = "?"  # the client's IP address (from X-Forwarded-For with trust_proxy)
         self.handshaking = False  # counted as a pending handshake (server.handshake_started)
         self.pending_from: str | None = None  # ... under this address (None: not per address)
+        self.answered = False  # the HTTP response is out (or queued)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -153,7 +160,24 @@ class Connection(asyncio.Protocol):
                 self.waiting.extend(events)
             else:
                 self._handle(events)
+        elif ws.handshake_exc is not None and not self.answered:  # no request came of these bytes
+            self._answer_unreadable(ws.handshake_exc)
         self.flush_protocol()
+
+    def _answer_unreadable(self, exc: Exception) -> None:
+        """The bytes were not an HTTP request. websockets queued the end of the stream, after an
+        answer of its own for some faults only (414, 431): the others get a 400 saying what was wrong."""
+        ws = self.ws
+        answer = b"".join(ws.data_to_send())  # the end of the stream is b"": closing follows anyway
+        reason = unreadable_reason(exc)
+        if answer:
+            status = int(answer.split(b" ", 2)[1])  # its status line: HTTP/1.1 431 ...
+        else:
+            status = 400
+            answer = ws.reject(status, reason + "\n").serialize()
+        self._answered()
+        self.server.on_unreadable(self, status, reason)
+        self.transport.write(answer)
 
     def _handle(self, events: list[Any]) -> None:
         """Handle parsed events, about :data:`BYTES_PER_TURN` of messages this turn."""
@@ -186,6 +210,9 @@ class Connection(asyncio.Protocol):
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # The protocol learns that the stream ended (idempotent): only then is it CLOSED and its
+        # close code known. Closing right after answering a close frame, we never read the EOF.
+        self.ws.receive_eof()
         self.lost = True
         self.closing = True
         if self.timer is not None:
@@ -257,6 +284,15 @@ class Connection(asyncio.Protocol):
         if ws.close_expected():
             self._close_transport()
 
+    def how_closed(self) -> str:
+        """How the connection ended, for the log (once lost): the close code the client sent, else ours."""
+        ended = self.ws.close_exc
+        if ended.rcvd is not None:
+            return f"code {ended.rcvd.code}"
+        if ended.sent is not None:  # the transport is closed right after our close frame: no answer is read
+            return f"closed by the server with {ended.sent.code}"
+        return "closed without a close frame"
+
     def writable(self) -> bool:
         return not self.lost and self.ws.state is State.OPEN
 
@@ -281,6 +317,7 @@ class Connection(asyncio.Protocol):
         return Preface(b"".join(ws.data_to_send()))
 
     def _answered(self) -> None:
+        self.answered = True
         if self.handshaking:  # no longer a pending handshake
             self.handshaking = False
             self.server.handshake_over(self)
