@@ -33,10 +33,13 @@ DISK_EVERY = 5.0  # seconds between looks at the free disk space, at least
 
 def used_bytes(db: sqlite3.Connection) -> int:
     """Bytes of the file's pages in use (free pages excluded); read from the header, cheap."""
-    page_size = db.execute("PRAGMA page_size").fetchone()[0]
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
-    free = db.execute("PRAGMA freelist_count").fetchone()[0]
-    return (pages - free) * page_size
+    return db.execute(_USED_BYTES).fetchone()[0]  # one statement, not three: it runs after every commit
+
+
+_USED_BYTES = (
+    "SELECT (page_count - freelist_count) * page_size"
+    " FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()"
+)
 
 
 def remove_oldest(db: sqlite3.Connection, rows: int, before: str | None = None) -> int:
