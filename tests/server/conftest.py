@@ -31,7 +31,7 @@ def clean_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # The server's hot paths (raw transport writes, slow readers, closes, the handshake) run under
 # uvloop as well, which `workspace serve` uses when it is installed (--loop auto).
-UVLOOP_MODULES = {"test_fanout", "test_limits", "test_messages", "test_presence", "test_handshake"}
+UVLOOP_MODULES = {"test_fanout", "test_limits", "test_messages", "test_presence", "test_handshake", "test_close_handshake"}
 
 
 def pytest_asyncio_loop_factories(config, item):

@@ -211,7 +211,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The protocol learns that the stream ended (idempotent): only then is it CLOSED and its
-        # close code known. Closing right after answering a close frame, we never read the EOF.
+        # close code known. A connection we drop (abort, a client that never closed) read no EOF.
         self.ws.receive_eof()
         self.lost = True
         self.closing = True
@@ -281,16 +281,30 @@ class Connection(asyncio.Protocol):
                 self.transport.write(data)
             elif self.transport.can_write_eof():
                 self.transport.write_eof()
+            else:
+                self._close_transport()  # TLS cannot half-close: the TCP close ends the handshake
         if ws.close_expected():
+            self._expect_close()
+
+    def _expect_close(self) -> None:
+        """The TCP close should come now. After a refused handshake it is ours, at once. After a
+        close frame it is the client's, once it has answered it: closing first would turn what it
+        still sends into a reset, and a reset can wipe our close frame, unread, from its socket,
+        so a flooding client would see 1006 instead of 1008. A client that does not close within
+        the close timeout is dropped."""
+        if self.ws.state is State.CONNECTING:
             self._close_transport()
+        elif not self.closing:  # close() arms the same timer itself
+            self.closing = True
+            self._abort_later()
 
     def how_closed(self) -> str:
         """How the connection ended, for the log (once lost): the close code the client sent, else ours."""
         ended = self.ws.close_exc
+        if ended.sent is not None and not ended.rcvd_then_sent:  # ours came first (answered or not)
+            return f"closed by the server with {ended.sent.code}"
         if ended.rcvd is not None:
             return f"code {ended.rcvd.code}"
-        if ended.sent is not None:  # the transport is closed right after our close frame: no answer is read
-            return f"closed by the server with {ended.sent.code}"
         return "closed without a close frame"
 
     def writable(self) -> bool:
@@ -335,6 +349,9 @@ class Connection(asyncio.Protocol):
         if self.ws.state is State.OPEN:
             self.ws.send_close(code, reason)
             self.flush_protocol()
+        self._abort_later()
+
+    def _abort_later(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
         self.timer = asyncio.get_running_loop().call_later(self.server.config.close_timeout, self.abort)
