@@ -801,12 +801,16 @@ class ChatCore:
         u.status = status
         status_now, count = self.presence.refresh(u.username, u.user_id)
         self._relay_state(u, exclude_user=False)
+        # A workspace.v1 connection gets its own change back, in the server's order among the others:
+        # an announcement made before this change was read (another window of the user opening) can
+        # reach it after it sent the change, and would otherwise be the last word on its status.
+        sender = conn if conn.session.document_only else None  # the document's: "all other users"
         if before or count:
-            self._announce(u, status_now, count, exclude_conn=conn)
-        else:  # hidden before and after: only the user's own other connections learn it
+            self._announce(u, status_now, count, exclude_conn=sender)
+        else:  # hidden before and after: only the user's own connections learn it
             payload = encode(presence_frame(u.user_id, u.username, status, len(u.conns), u.verified))
             for other in u.conns:
-                if other is not conn:
+                if other is not sender:
                     self._about(u, Deliver(other, payload))
 
     def _announce(self, u: User, status: str, count: int, *,
