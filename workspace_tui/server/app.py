@@ -310,7 +310,7 @@ class Server:
         log.info("closing %s: %d %s", conn.user.username, code, reason)
         if code != CLOSE_SLOW_CONSUMER:
             self.fanout.flush()  # what is already queued goes first
-        peer.close(code, reason)
+        peer.close(code, reason, wait_for_answer=not self._closing)
 
     def _on_slow(self, peer: Connection) -> None:
         if peer.conn is not None:

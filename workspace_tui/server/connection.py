@@ -341,14 +341,18 @@ class Connection(asyncio.Protocol):
             self.ws.send_ping(b"ka")
             self.flush_protocol()
 
-    def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake; drop the TCP connection if the client does not finish it."""
+    def close(self, code: int, reason: str, wait_for_answer: bool = True) -> None:
+        """Start the closing handshake; drop the TCP connection if the client does not finish it.
+        Without *wait_for_answer* (the server is going away) the TCP close follows the close frame
+        at once: a shutdown is over sooner, and so is the time clients' reconnects are refused."""
         self.closing = True
         if self.lost:
             return
         if self.ws.state is State.OPEN:
             self.ws.send_close(code, reason)
             self.flush_protocol()
+        if not wait_for_answer:
+            self._close_transport()
         self._abort_later()
 
     def _abort_later(self) -> None:
