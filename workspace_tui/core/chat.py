@@ -379,8 +379,6 @@ class ChatCore:
         conn.user = u
         conn.last_heard = now
         before = self.presence.aggregate(u.username)[1]
-        if conn.quiet:
-            u.quiet += 1
         u.attach(conn)
         status, count = self.presence.refresh(u.username, u.user_id)
         self.conns.add(conn)
@@ -440,7 +438,6 @@ class ChatCore:
             # (the newest message of any room: a position past general's newest reads as "all of it")
             self._remember_read(u, conn.session.name_key, GENERAL, self.last_message_id)
         if conn.quiet:
-            u.quiet -= 1
             u.detach(conn)
         else:
             before = self.presence.aggregate(u.username)[1]

@@ -113,7 +113,7 @@ class User:
     """A user with at least one connection here (or a reserved slot for one)."""
 
     __slots__ = (
-        "username", "user_id", "status", "conns", "quiet", "typing", "typing_until", "backlog", "pending",
+        "username", "user_id", "status", "conns", "typing", "typing_until", "backlog", "pending",
         "verified", "last_read", "rooms", "typing_room", "quiet_conns",
     )
 
@@ -128,7 +128,6 @@ class User:
         self.status = status
         # visible-capable (non-quiet) connections: at most a few, and a tuple is smaller than a set
         self.conns: tuple[Conn, ...] = ()
-        self.quiet = 0  # quiet (presence=none) connections
         self.typing = False
         self.typing_until = 0.0
         # Broadcasts about this user that wait for an earlier message of theirs to be stored, so
@@ -139,6 +138,11 @@ class User:
     @property
     def visible_here(self) -> bool:
         return bool(self.conns) and self.status != "offline"
+
+    @property
+    def quiet(self) -> int:
+        """Its quiet (presence=none) connections, counted."""
+        return len(self.quiet_conns)
 
     def attach(self, conn: Conn) -> None:
         if conn.quiet:
@@ -154,7 +158,7 @@ class User:
 
     def put_room(self, info: Any) -> None:
         """*info* (a core.rooms.RoomInfo) is the newest summary of its room for this user."""
-        if not self.rooms and info.room == GENERAL:
+        if info.room == GENERAL and self.rooms.keys() <= {GENERAL}:  # still general alone: shared
             self.rooms = _only_general(info)
             return
         if type(self.rooms) is not dict:
