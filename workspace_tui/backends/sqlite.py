@@ -49,6 +49,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_client_msg_id
     ON messages (username, client_msg_id) WHERE client_msg_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 """
+_COLUMNS = "id, user_id, username, text, created_at, client_msg_id, verified, room"
 
 
 def _give_messages_a_rowid(db: sqlite3.Connection) -> None:
@@ -68,9 +69,6 @@ def _give_messages_a_rowid(db: sqlite3.Connection) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
-
-
-_COLUMNS = "id, user_id, username, text, created_at, client_msg_id, verified, room"
 
 
 def _message(row: tuple[Any, ...]) -> ChatMessage:
