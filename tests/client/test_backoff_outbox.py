@@ -30,6 +30,15 @@ def test_delays_stay_within_the_ceiling(draws):
         assert 0 <= draw * ceiling <= 30.0
 
 
+def test_a_told_delay_is_about_what_the_server_said_whatever_the_failures_before():
+    draws = iter([0.0, 0.5, 1.0, 0.25])
+    b = Backoff(0.5, 30.0, rng=lambda: next(draws))
+    b.failures = 12  # a long outage: the next plain delay could be anything up to 30 s
+    assert [b.told_delay(2.0) for _ in range(3)] == [1.0, 2.0, 3.0]
+    assert b.told_delay(100.0) == 30.0  # never past the cap
+    assert b.failures == 16
+
+
 def test_stable_threshold():
     b = Backoff(reset_after=10.0)
     assert not b.stable(9.99)

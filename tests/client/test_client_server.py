@@ -125,6 +125,27 @@ async def test_429_waits_the_cap_and_says_why(tmp_path):
         await server.close()
 
 
+async def test_a_busy_server_is_tried_again_when_it_says(tmp_path):
+    # Two silent sockets fill the handshakes in progress: the server answers 503 with Retry-After: 1.
+    server = await start(tmp_path, max_pending_per_address=0, max_pending_handshakes=2)
+    silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+    try:
+        # a backoff that would wait 30 s after any other failure
+        client = make(server.url, "fay", tmp_path, backoff_base=30.0, backoff_cap=30.0, rng=lambda: 0.0)
+        rec = await started(client)
+        waiting = await rec.wait_for(state_is(ConnectionState.RECONNECTING))
+        assert waiting.status_code == 503 and waiting.delay == 0.5  # half of what it said, at the least
+        assert waiting.reason.startswith("the server is busy (HTTP 503: too many connections are in their handshake")
+        for _, w in silent:
+            w.transport.abort()
+        await rec.wait_event(Joined)
+        await client.close()
+    finally:
+        for _, w in silent:
+            w.transport.abort()
+        await server.close()
+
+
 async def test_backoff_resets_only_after_a_stable_connection(tmp_path):
     server = await start(tmp_path)
     port = server.port

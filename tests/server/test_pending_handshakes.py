@@ -49,11 +49,20 @@ async def silent_sockets(port: int, count: int, source: str = "127.0.0.2"):
 
 
 async def dropped(reader: asyncio.StreamReader) -> bool:
-    """Whether the server closed this connection (EOF or reset) within the timeout."""
+    """Whether the server closed this connection (EOF or reset) within the timeout, without a word."""
     try:
         return await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     except ConnectionError:
         return True
+
+
+async def turned_away(reader: asyncio.StreamReader) -> bool:
+    """Whether the server answered this connection 503, saying when to come back, and closed it."""
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # everything, up to the close
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    return (lines[0] == b"HTTP/1.1 503 Service Unavailable" and b"Retry-After: 1" in lines[1:]
+            and body == b"too many connections are in their handshake right now: try again in a second\n")
 
 
 async def test_one_address_holds_only_its_share_of_pending_handshakes(server_factory):
@@ -61,7 +70,7 @@ async def test_one_address_holds_only_its_share_of_pending_handshakes(server_fac
     async with silent_sockets(server.port, 40) as readers:
         await wait_metric(server, 'workspace_pending_handshakes_refused_total{limit="address"}', 24)
         assert await metric(server, "workspace_pending_handshakes") == 16 + 1  # + this /metrics request
-        assert await dropped(readers[-1])
+        assert await turned_away(readers[-1])
         # another address, and the honest client, are not affected
         async with silent_sockets(server.port, 3, source="127.0.0.3"):
             c = await join(server, "alice")
@@ -82,8 +91,8 @@ async def test_open_connections_are_not_pending(server):
 async def test_the_overall_cap(server_factory):
     server = await server_factory(max_pending_per_address=0, max_pending_handshakes=8)
     async with silent_sockets(server.port, 7), silent_sockets(server.port, 3, source="127.0.0.3") as late:
-        assert await dropped(late[-1]) and await dropped(late[-2])  # the 9th and 10th, whatever their address
-    # (while 8 are pending even /metrics is dropped: the cap protects the whole process)
+        assert await turned_away(late[-1]) and await turned_away(late[-2])  # the 9th and 10th, whatever their address
+    # (while 8 are pending even /metrics is turned away: the cap protects the whole process)
     await wait_metric(server, "workspace_pending_handshakes", 1)
     assert await metric(server, 'workspace_pending_handshakes_refused_total{limit="overall"}') == 2
 

@@ -13,8 +13,9 @@ class Backoff:
     """Delays for successive reconnect attempts.
 
     The n-th delay (n from 0) is ``rng() * min(cap, base * 2**n)`` ("full
-    jitter": spreads a crowd of clients that lost the same server), and no
-    more than ``refused_ceiling`` after a refused connect. Call
+    jitter": spreads a crowd of clients that lost the same server), no
+    more than ``refused_ceiling`` after a refused connect, and about what the
+    server said after a ``Retry-After`` (:meth:`told_delay`). Call
     :meth:`reset` once a connection has stayed up long enough
     (``reset_after`` seconds, checked by the caller with :meth:`stable`).
     """
@@ -54,6 +55,14 @@ class Backoff:
         past ``refused_ceiling``: once the server listens again a crowd of clients is back within
         that, instead of waiting out what the outage grew their backoff to."""
         delay = self._rng() * min(self.refused_ceiling, self.ceiling())
+        self.failures += 1
+        return delay
+
+    def told_delay(self, retry_after: float) -> float:
+        """The delay after the server said when to come back (``Retry-After``): about that, from
+        half of it to half again as much, so that a crowd told the same comes back spread out;
+        never past ``cap``. Counts one more failure, like any other."""
+        delay = min(self.cap, retry_after * (0.5 + self._rng()))
         self.failures += 1
         return delay
 

@@ -589,6 +589,12 @@ class ChatClient:
                         + f"); close another session, or wait: retrying in {delay:.0f} s"
                     )
                     detail = f"refused (HTTP 429): {body or 'too many connections'}"
+                elif status == 503 and (told := refusals.retry_after_seconds(exc.response.headers.get("Retry-After"))):
+                    # Busy (too many handshakes at once, as after a restart): come back when it says.
+                    delay = self.backoff.told_delay(told)
+                    reason = ("the server is busy (HTTP 503" + (f": {body}" if body else "")
+                              + f"); retrying in {delay:.1f} s")
+                    detail = "server busy (HTTP 503)"
                 else:
                     reason = f"server refused the connection (HTTP {status})"
                     detail = reason + (f": {body}" if body else "")

@@ -33,6 +33,7 @@ from websockets.server import ServerProtocol
 from workspace_tui.protocol import SUBPROTOCOL
 
 from .badrequest import unreadable_reason
+from .pending import BUSY
 
 if TYPE_CHECKING:
     from workspace_tui.core.state import Conn, Session
@@ -145,7 +146,8 @@ class Connection(asyncio.Protocol):
         )
         transport.set_write_buffer_limits(high=LOW_WATER, low=LOW_WATER)
         if not server.handshake_started(self):
-            transport.abort()  # over a cap on pending handshakes: drop it before it costs more
+            transport.write(BUSY)  # over a cap on pending handshakes: say when to come back, and go
+            transport.close()
             return
         timeout = server.config.handshake_timeout
         if timeout:

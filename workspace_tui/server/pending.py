@@ -2,12 +2,27 @@
 
 A silent socket costs a file descriptor until the handshake timeout: without a cap, one
 address opening a thousand of them uses up the open-file limit and locks everyone out.
-Over a cap the new TCP connection is dropped at once, before it costs anything more.
+Over a cap the new TCP connection gets :data:`BUSY` and is closed at once, before anything
+is read: one write of constant bytes, no parsing, nothing kept.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+
+RETRY_AFTER_S = 1  # a handshake takes milliseconds: by then most of those ahead are through
+
+_BUSY_TEXT = b"too many connections are in their handshake right now: try again in a second\n"
+
+# Without it a client only saw its connection reset, and took that for a failure: after a
+# restart, whose refused connects had already grown its backoff, it waited up to 30 s.
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Retry-After: %d\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\n"
+    b"Connection: close\r\n\r\n%s" % (RETRY_AFTER_S, len(_BUSY_TEXT), _BUSY_TEXT)
+)
 
 
 class PendingHandshakes:
