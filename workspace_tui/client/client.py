@@ -592,8 +592,7 @@ class ChatClient:
                 elif status == 503 and (told := refusals.retry_after_seconds(exc.response.headers.get("Retry-After"))):
                     # Busy (too many handshakes at once, as after a restart): come back when it says.
                     delay = self.backoff.told_delay(told)
-                    reason = ("the server is busy (HTTP 503" + (f": {body}" if body else "")
-                              + f"); retrying in {delay:.1f} s")
+                    reason = "the server is busy (HTTP 503" + (f": {body})" if body else ")")
                     detail = "server busy (HTTP 503)"
                 else:
                     reason = f"server refused the connection (HTTP {status})"
