@@ -53,29 +53,46 @@ def _error(why: str) -> dict[str, Any]:
     return {"error": (ERR_NOT_ALLOWED, why)}
 
 
+# A room r's summary for the user :username (name key :key), whose read position there is rd:
+# members, unread and mentions after the position (each count walks an index and stops at :cap),
+# the position and the newest message. general has no stored members, and a newcomer to it (no
+# position yet) has nothing unread: its past is not a backlog to catch up on.
+_SUMMARY = """
+    CASE WHEN r.id = :general THEN 0 ELSE (SELECT count(*) FROM members WHERE room = r.id) END,
+    CASE WHEN rd.message_id IS NULL AND r.id = :general THEN 0 ELSE (SELECT count(*) FROM (
+        SELECT 1 FROM messages WHERE room = r.id AND id > coalesce(rd.message_id, '') AND username != :username
+        LIMIT :cap)) END,
+    CASE WHEN rd.message_id IS NULL AND r.id = :general THEN 0 ELSE (SELECT count(*) FROM (
+        SELECT 1 FROM mentions WHERE name_key = :key AND room = r.id AND message_id > coalesce(rd.message_id, '')
+        LIMIT :cap)) END,
+    rd.message_id,
+    (SELECT max(id) FROM messages WHERE room = r.id)
+"""
+_ONE_ROOM = (f"SELECT {_SUMMARY} FROM (SELECT :room AS id) r"
+             " LEFT JOIN reads rd ON rd.name_key = :key AND rd.room = r.id")
+# Every room of the user's, in one statement (a join after a restart runs it once per user).
+_MY_ROOMS = (f"SELECT r.id, r.kind, r.topic, {_SUMMARY} FROM members m JOIN rooms r ON r.id = m.room"
+             " LEFT JOIN reads rd ON rd.name_key = m.name_key AND rd.room = m.room"
+             " WHERE m.name_key = :key ORDER BY m.room LIMIT :limit")
+
+
+def _params(key: str, username: str, **more: object) -> dict[str, object]:
+    return {"key": key, "username": username, "general": GENERAL, "cap": UNREAD_CAP, **more}
+
+
 def state(db: sqlite3.Connection, key: str, username: str, room: str, kind: str, topic: str) -> RoomInfo:
-    """One room's summary for *username*: members, position, unread and mentions after it (each count
-    walks an index and stops at the cap)."""
-    members = 0 if room == GENERAL else db.execute("SELECT count(*) FROM members WHERE room = ?",
-                                                   (room,)).fetchone()[0]
-    last = db.execute("SELECT max(id) FROM messages WHERE room = ?", (room,)).fetchone()[0]
-    row = db.execute("SELECT message_id FROM reads WHERE name_key = ? AND room = ?", (key, room)).fetchone()
-    if row is None and room == GENERAL:  # a newcomer: general's past is not a backlog to catch up on
-        return RoomInfo(room, kind, topic, members, 0, 0, None, last)
-    read = row[0] if row is not None else ""  # a room never read (a first direct message): all of it is new
-    unread = db.execute("SELECT count(*) FROM (SELECT 1 FROM messages WHERE room = ? AND id > ? AND username != ? "
-                        "LIMIT ?)", (room, read, username, UNREAD_CAP)).fetchone()[0]
-    mentions = db.execute("SELECT count(*) FROM (SELECT 1 FROM mentions WHERE name_key = ? AND room = ? AND "
-                          "message_id > ? LIMIT ?)", (key, room, read, UNREAD_CAP)).fetchone()[0]
+    """One room's summary for *username*."""
+    members, unread, mentions, read, last = db.execute(_ONE_ROOM, _params(key, username, room=room)).fetchone()
     return RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
 
 
 def rooms_of(db: sqlite3.Connection, key: str, username: str, general_only: bool = False) -> list[RoomInfo]:
-    rows = [] if general_only else db.execute(
-        "SELECT r.id, r.kind, r.topic FROM members m JOIN rooms r ON r.id = m.room "
-        "WHERE m.name_key = ? ORDER BY r.id LIMIT ?", (key, MAX_ROOMS_LISTED)).fetchall()
-    general = state(db, key, username, GENERAL, "public", "")
-    return [_shared(general), *(state(db, key, username, *r) for r in rows)]
+    general = _shared(state(db, key, username, GENERAL, "public", ""))
+    if general_only:
+        return [general]
+    rows = db.execute(_MY_ROOMS, _params(key, username, limit=MAX_ROOMS_LISTED)).fetchall()
+    return [general, *(RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
+                       for room, kind, topic, members, unread, mentions, read, last in rows)]
 
 
 _last_general: list[RoomInfo] = []
