@@ -316,10 +316,10 @@ class Sampler(threading.Thread):
 
 
 def worker_main(conn, url: str, plans: dict[str, UserPlan], data_dir: str, quiet: bool, batch: int,
-                quiet_gc: bool) -> None:
+                gc_off_in_storm: bool) -> None:
     os.environ["WORKSPACE_DATA_DIR"] = data_dir  # keys and outboxes of these users, not the operator's
     try:
-        asyncio.run(Worker(conn, url, plans, quiet, batch, quiet_gc).run())
+        asyncio.run(Worker(conn, url, plans, quiet, batch, gc_off_in_storm).run())
     finally:
         conn.close()
 
@@ -448,9 +448,9 @@ class GcClock:
 
 
 class Worker:
-    def __init__(self, conn, url: str, plans: dict[str, UserPlan], quiet: bool, batch: int, quiet_gc: bool):
+    def __init__(self, conn, url: str, plans: dict[str, UserPlan], quiet: bool, batch: int, gc_off_in_storm: bool):
         self.conn, self.url, self.plans, self.quiet, self.batch = conn, url, plans, quiet, batch
-        self.quiet_gc = quiet_gc
+        self.gc_off_in_storm = gc_off_in_storm
         self.clients: list[Tracked] = []
         self.phase = "initial"
         self.right_now = 0
@@ -488,7 +488,7 @@ class Worker:
         self.conn.send(("up", ([t.right_at - t0 for t in self.clients if t.right_at is not None], wrong[:10])))
 
         await self.command()  # "down": the server process has exited
-        if self.quiet_gc:
+        if self.gc_off_in_storm:
             # A real client is one user in its own process; here 1,250 share one, and each of the
             # collector's passes walks all their state (with it on, --client-gc-as-is, the
             # workers ran 17.7 CPU-s against 12.9 in one storm). Off for the storm's seconds, it
@@ -541,15 +541,15 @@ class Worker:
 class Workers:
     """The worker processes and their pipes; every call waits for all of them."""
 
-    def __init__(self, url: str, plan: Plan, n: int, data_dir: Path, quiet: bool, batch: int, quiet_gc: bool):
+    def __init__(self, url: str, plan: Plan, n: int, data_dir: Path, quiet: bool, batch: int, gc_off_in_storm: bool):
         ctx = mp.get_context("spawn")
         names = list(plan.users)
         self.pipes, self.procs = [], []
         for k in range(n):
             mine = {u: plan.users[u] for u in names[k::n]}
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, url, mine, str(data_dir), quiet, batch, quiet_gc),
-                               daemon=True)
+            args = (child, url, mine, str(data_dir), quiet, batch, gc_off_in_storm)
+            proc = ctx.Process(target=worker_main, args=args, daemon=True)
             proc.start()
             child.close()
             self.pipes.append(parent)
@@ -699,8 +699,8 @@ def storm(a: argparse.Namespace, plan: Plan, db: Path, servers: list[Server], cl
         "server_deliveries": metrics.get("workspace_deliveries_total", 0),
         "server_handshake_refusals": sum(v for k, v in metrics.items() if k.startswith("workspace_handshake_rej")),
         "clients_told_busy": sum(p["told_busy"] for p in storm),  # each read the server's 503
-        "server_turned_away_over_pending_cap": sum(v for k, v in metrics.items() if k.startswith("workspace_pending_hand")
-                                              and "refused" in k),
+        "server_turned_away_over_pending_cap": sum(v for k, v in metrics.items()
+                                                   if k.startswith("workspace_pending_hand") and "refused" in k),
         "server_closes_by_code": {k.split('"')[1]: int(v) for k, v in metrics.items()
                                   if k.startswith("workspace_server_closes_total{")},
         "kernel_listen_overflows": overflows,

@@ -80,10 +80,15 @@ def _params(key: str, username: str, **more: object) -> dict[str, object]:
     return {"key": key, "username": username, "general": GENERAL, "cap": UNREAD_CAP, **more}
 
 
+def _info(room: str, kind: str, topic: str, members: int, unread: int, mentions: int, read: str | None,
+          last: str | None) -> RoomInfo:
+    """A RoomInfo from a room's name, kind and topic followed by its :data:`_SUMMARY` columns."""
+    return RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
+
+
 def state(db: sqlite3.Connection, key: str, username: str, room: str, kind: str, topic: str) -> RoomInfo:
     """One room's summary for *username*."""
-    members, unread, mentions, read, last = db.execute(_ONE_ROOM, _params(key, username, room=room)).fetchone()
-    return RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
+    return _info(room, kind, topic, *db.execute(_ONE_ROOM, _params(key, username, room=room)).fetchone())
 
 
 def rooms_of(db: sqlite3.Connection, key: str, username: str, general_only: bool = False) -> list[RoomInfo]:
@@ -91,8 +96,7 @@ def rooms_of(db: sqlite3.Connection, key: str, username: str, general_only: bool
     if general_only:
         return [general]
     rows = db.execute(_MY_ROOMS, _params(key, username, limit=MAX_ROOMS_LISTED)).fetchall()
-    return [general, *(RoomInfo(room, kind, topic, members, unread, mentions, read or None, last)
-                       for room, kind, topic, members, unread, mentions, read, last in rows)]
+    return [general, *(_info(*row) for row in rows)]
 
 
 _last_general: list[RoomInfo] = []
